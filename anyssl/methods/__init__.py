@@ -1,0 +1,1 @@
+"""anyssl.methods"""

@@ -1,0 +1,120 @@
+"""What a modality plugin tells the core: its default dataset and encoder, how to collate and
+move a batch, and the view recipe of each method. A plugin builds one ``Modality`` and registers
+it with ``MODALITIES``; datasets, encoders and augmentations register in their own registries
+with ``scope=<modality name>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, default_collate
+
+from anyssl.registry import DATASETS, ENCODERS, MODALITIES, UnknownNameError
+
+
+class SSLDataset(Protocol):
+    """A map-style dataset of ``(input, label)`` pairs (label ``-1`` when unknown).
+
+    ``encoder_kwargs`` are the shape facts an encoder needs at construction (``in_channels``,
+    ``image_size``, ``in_dim`` ...); ``num_classes`` is None for unlabeled data.
+    """
+
+    encoder_kwargs: dict[str, Any]
+    num_classes: int | None
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[Any, int]: ...
+
+
+def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False) -> Any:
+    """Move tensors (and anything with ``.to``) inside tuples, lists and dicts to ``device``."""
+    if isinstance(batch, Tensor) or hasattr(batch, "to") and not isinstance(batch, type):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, dict):
+        return {k: move_to_device(v, device, non_blocking) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(v, device, non_blocking) for v in batch)
+    return batch
+
+
+#: ``recipe(method, dataset) -> view specs``: one text spec (or pipeline) per view.
+Recipe = Callable[[str, SSLDataset], Sequence[Any]]
+
+
+@dataclass
+class Modality:
+    """A modality plugin's description of itself.
+
+    Attributes:
+        name: registry name (``image``, ``timeseries`` ...), also the scope of its entries.
+        description: one line for ``anyssl list``.
+        default_dataset: dataset name used when ``--data`` is not given (must be offline).
+        default_encoder: encoder name used when ``--encoder`` is not given.
+        recipe: the default view specs of a method for a dataset.
+        collate: batches a list of samples (default: ``torch.utils.data.default_collate``).
+        to_device: moves a collated batch to the device once.
+        methods: method names this modality can serve (None: every generic method).
+        conv_encoder: True when ``channels_last`` helps its encoders on CUDA.
+    """
+
+    name: str
+    description: str
+    default_dataset: str
+    default_encoder: str
+    recipe: Recipe
+    collate: Callable[[list[Any]], Any] = default_collate
+    to_device: Callable[[Any, torch.device, bool], Any] = move_to_device
+    methods: tuple[str, ...] | None = None
+    conv_encoder: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check_method(self, method: str) -> None:
+        """Raise ``ValueError`` when this modality cannot serve ``method``."""
+        if self.methods is not None and method not in self.methods:
+            raise ValueError(
+                f"method {method!r} is not available for modality {self.name!r}; "
+                f"choose one of: {', '.join(self.methods)}"
+            )
+
+    def dataset(self, spec: str | None, split: str, seed: int = 0, **kwargs: Any) -> SSLDataset:
+        """Resolve ``--data``: a registered dataset name, or a path the modality's ``path``
+        dataset understands. ``None`` is the default dataset."""
+        spec = spec or self.default_dataset
+        try:
+            factory = DATASETS.get(spec, self.name)
+        except UnknownNameError:
+            if "path" not in DATASETS.names(self.name) or not _looks_like_path(spec):
+                raise
+            return DATASETS.get("path", self.name)(root=spec, split=split, seed=seed, **kwargs)
+        return factory(split=split, seed=seed, **kwargs)
+
+    def encoder(self, spec: Any, dataset: SSLDataset, **kwargs: Any) -> torch.nn.Module:
+        """Build an encoder by name (or pass an instance), shaped for ``dataset``."""
+        return ENCODERS.build(spec or self.default_encoder, self.name,
+                              **{**dataset.encoder_kwargs, **kwargs})
+
+
+def _looks_like_path(spec: str) -> bool:
+    return any(c in spec for c in "/\\.~") or spec.startswith("file:")
+
+
+def get_modality(name: str | Modality) -> Modality:
+    """The registered modality named ``name`` (or ``name`` itself when already a Modality)."""
+    return MODALITIES.build(name) if isinstance(name, str) else name
+
+
+def register_modality(modality: Modality, override: bool = False) -> Modality:
+    """Register a modality object (the registry stores a factory returning it)."""
+    MODALITIES.add(modality.name, lambda: modality, description=modality.description,
+                   override=override)
+    return modality
+
+
+__all__ = ["Modality", "SSLDataset", "Dataset", "get_modality", "move_to_device",
+           "register_modality"]

@@ -1,0 +1,289 @@
+"""Views: batched, on-device augmentation pipelines with per-sample randomness.
+
+``ViewGenerator`` turns one collated batch into N views, each with its own pipeline (BYOL's
+asymmetric recipes). Pipelines are built from augmentation objects and the combinators here
+(``Compose``, ``RandomApply``, ``OneOf``), or parsed from a text spec such as
+``"crop(size=32,scale=0.2-1.0), flip, jitter(strength=0.5,p=0.8), grayscale(p=0.2)"``.
+
+Randomness always comes from a ``torch.Generator`` on the batch's device, so a seeded generator
+reproduces every view exactly and no parameter is drawn on the CPU for a GPU batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from anyssl.registry import AUGMENTATIONS, UnknownNameError
+from anyssl.types import Augmentation, MaskedAugmentation
+
+__all__ = [
+    "Compose", "Identity", "OneOf", "RandomApply", "SpecError", "ViewGenerator",
+    "batch_device", "batch_size", "parse_spec", "build_pipeline", "uniform",
+]
+
+
+def batch_device(x: Any) -> torch.device:
+    """The device of a batch: a tensor's, else the first tensor attribute or value found."""
+    if isinstance(x, Tensor):
+        return x.device
+    if isinstance(x, dict):
+        return batch_device(next(iter(x.values())))
+    for attr in ("x", "device"):
+        v = getattr(x, attr, None)
+        if isinstance(v, Tensor):
+            return v.device
+        if isinstance(v, torch.device):
+            return v
+    raise TypeError(f"cannot tell the device of a batch of type {type(x).__name__}")
+
+
+def batch_size(x: Any) -> int:
+    """Number of samples in a batch (tensor dim 0, ``num_graphs``, or a dict's first value)."""
+    if isinstance(x, Tensor):
+        return int(x.shape[0])
+    if isinstance(x, dict):
+        return batch_size(next(iter(x.values())))
+    n = getattr(x, "num_graphs", None)
+    if n is None:
+        raise TypeError(f"cannot tell the batch size of a batch of type {type(x).__name__}")
+    return int(n)
+
+
+def uniform(
+    low: float, high: float, shape: Sequence[int] | int, generator: torch.Generator | None,
+    device: torch.device,
+) -> Tensor:
+    """``shape`` samples of U(low, high) on ``device`` drawn from ``generator``."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return low + (high - low) * torch.rand(shape, generator=generator, device=device)
+
+
+def _select(mask: Tensor, new: Any, old: Any) -> Any:
+    """Per-sample choice ``new if mask else old`` for tensor batches (``mask``: ``B`` bool)."""
+    if not isinstance(new, Tensor) or not isinstance(old, Tensor):
+        raise TypeError("per-sample selection of non-tensor batches needs apply_masked()")
+    if new.shape != old.shape:
+        raise ValueError(
+            f"RandomApply/OneOf need shape-preserving augmentations; got {tuple(old.shape)} -> "
+            f"{tuple(new.shape)} (put resizing ones such as crop outside them)"
+        )
+    if old.dtype != new.dtype:
+        old = old.to(new.dtype) / 255.0 if old.dtype == torch.uint8 else old.to(new.dtype)
+    m = mask.view(-1, *([1] * (new.dim() - 1)))
+    return torch.where(m, new, old)
+
+
+class Identity:
+    """Returns the batch unchanged."""
+
+    def __call__(self, x: Any, generator: torch.Generator | None = None) -> Any:
+        return x
+
+    def __repr__(self) -> str:
+        return "identity"
+
+
+AUGMENTATIONS.add("identity", Identity, description="leave the batch unchanged")
+
+
+class Compose:
+    """Apply augmentations in order."""
+
+    def __init__(self, augmentations: Sequence[Augmentation]) -> None:
+        self.augmentations = list(augmentations)
+
+    def __call__(self, x: Any, generator: torch.Generator | None = None) -> Any:
+        for aug in self.augmentations:
+            x = aug(x, generator)
+        return x
+
+    def __repr__(self) -> str:
+        return ", ".join(repr(a) for a in self.augmentations)
+
+
+class RandomApply:
+    """Apply ``augmentation`` to each sample independently with probability ``p``."""
+
+    def __init__(self, augmentation: Augmentation, p: float) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"probability p must be in [0, 1], got {p}")
+        self.augmentation, self.p = augmentation, p
+
+    def __call__(self, x: Any, generator: torch.Generator | None = None) -> Any:
+        if self.p == 1.0:
+            return self.augmentation(x, generator)
+        mask = torch.rand(batch_size(x), generator=generator, device=batch_device(x)) < self.p
+        if isinstance(self.augmentation, MaskedAugmentation) and not isinstance(x, Tensor):
+            return self.augmentation.apply_masked(x, mask, generator)
+        return _select(mask, self.augmentation(x, generator), x)
+
+    def __repr__(self) -> str:
+        return f"{self.augmentation!r}[p={self.p}]"
+
+
+class OneOf:
+    """Apply one of ``augmentations`` to each sample, chosen per sample with weights ``p``."""
+
+    def __init__(self, augmentations: Sequence[Augmentation], p: Sequence[float] | None = None):
+        if not augmentations:
+            raise ValueError("OneOf needs at least one augmentation")
+        self.augmentations = list(augmentations)
+        w = torch.tensor(p if p is not None else [1.0] * len(self.augmentations))
+        self.weights = w / w.sum()
+
+    def __call__(self, x: Any, generator: torch.Generator | None = None) -> Any:
+        dev = batch_device(x)
+        choice = torch.multinomial(
+            self.weights.to(dev), batch_size(x), replacement=True, generator=generator
+        )
+        out = x
+        for i, aug in enumerate(self.augmentations):
+            mask = choice == i
+            if isinstance(aug, MaskedAugmentation) and not isinstance(x, Tensor):
+                out = aug.apply_masked(out, mask, generator)
+            else:
+                out = _select(mask, aug(x, generator), out)
+        return out
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(a) for a in self.augmentations)
+
+
+class ViewGenerator:
+    """Makes ``n_views`` views of a batch, view ``i`` through ``pipelines[i]``.
+
+    A single pipeline with ``n_views=N`` is used for every view. The generator is created on the
+    batch's device and seeded by ``manual_seed``; the trainer reseeds it every step so that runs
+    and resumed runs draw identical views.
+    """
+
+    def __init__(self, pipelines: Sequence[Augmentation] | Augmentation, n_views: int = 2) -> None:
+        pipes = list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines]
+        if len(pipes) == 1:
+            pipes = pipes * n_views
+        if len(pipes) < 2:
+            raise ValueError(f"contrastive learning needs at least 2 views, got {len(pipes)}")
+        self.pipelines: list[Augmentation] = pipes
+        self.n_views = len(pipes)
+        self._seed: int | None = None
+        self._generator: torch.Generator | None = None
+
+    def manual_seed(self, seed: int) -> None:
+        """Seed the view randomness (applied to the device generator at the next call)."""
+        self._seed, self._generator = seed, None
+
+    def _generator_for(self, device: torch.device) -> torch.Generator | None:
+        if self._seed is None:
+            return None
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(self._seed)
+        return self._generator
+
+    def __call__(self, x: Any) -> list[Any]:
+        g = self._generator_for(batch_device(x))
+        return [pipe(x, g) for pipe in self.pipelines]
+
+    def __repr__(self) -> str:
+        return "ViewGenerator(" + "; ".join(repr(p) for p in self.pipelines) + ")"
+
+
+# ---- text specs ---------------------------------------------------------------------------------
+class SpecError(ValueError):
+    """An augmentation spec that does not parse; the message names the bad token."""
+
+
+_RANGE = re.compile(r"^(-?\d+(?:\.\d*)?(?:e-?\d+)?)-(-?\d+(?:\.\d*)?(?:e-?\d+)?)$")
+_ITEM = re.compile(r"^\s*([A-Za-z_][\w\-]*)\s*(?:\((.*)\))?\s*$", re.S)
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside parentheses."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            raise SpecError(f"bad augmentation spec {text!r}: unbalanced ')'")
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if depth:
+        raise SpecError(f"bad augmentation spec {text!r}: unbalanced '('")
+    parts.append("".join(cur))
+    return parts
+
+
+def _value(text: str) -> Any:
+    t = text.strip()
+    if m := _RANGE.match(t):
+        return (float(m.group(1)), float(m.group(2)))
+    if t.lower() in ("true", "false"):
+        return t.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(t)
+        except ValueError:
+            pass
+    return t.strip("'\"")
+
+
+def _build_one(token: str, scope: str | None) -> Augmentation:
+    m = _ITEM.match(token)
+    if not m:
+        raise SpecError(f"bad augmentation token {token.strip()!r}: expected name or name(key=value,...)")
+    name, argtext = m.group(1), m.group(2)
+    kwargs: dict[str, Any] = {}
+    for arg in _split_top(argtext or "", ","):
+        if not arg.strip():
+            continue
+        if "=" not in arg:
+            raise SpecError(f"bad argument {arg.strip()!r} in {token.strip()!r}: expected key=value")
+        key, val = arg.split("=", 1)
+        kwargs[key.strip()] = _value(val)
+    p = kwargs.pop("p", None)
+    try:
+        factory = AUGMENTATIONS.get(name, scope)
+    except UnknownNameError as err:
+        raise SpecError(f"bad augmentation spec token {token.strip()!r}: {err}") from None
+    try:
+        aug = factory(**kwargs)
+    except TypeError as err:
+        params = [k for k in inspect.signature(factory).parameters if k != "self"]
+        raise SpecError(
+            f"bad arguments in {token.strip()!r}: {err}; {name} takes {', '.join(params) or 'none'} and p"
+        ) from None
+    except ValueError as err:
+        raise SpecError(f"bad value in {token.strip()!r}: {err}") from None
+    return RandomApply(aug, float(p)) if p is not None else aug
+
+
+def parse_spec(spec: str, scope: str | None = None) -> Augmentation:
+    """Parse a text spec into a pipeline, resolving names among ``scope``'s augmentations.
+
+    Grammar: items separated by commas, applied in order; ``a | b`` picks one per sample;
+    ``name(key=value, ...)`` passes arguments, ``lo-hi`` is a range, ``p=`` wraps the item in
+    ``RandomApply``. Raises ``SpecError`` naming the bad token and the valid names.
+    """
+    if not spec or not spec.strip():
+        raise SpecError("empty augmentation spec: give e.g. 'crop(size=32), flip'")
+    steps: list[Augmentation] = []
+    for item in _split_top(spec, ","):
+        if not item.strip():
+            raise SpecError(f"bad augmentation spec {spec!r}: empty item between commas")
+        alts = [_build_one(a, scope) for a in _split_top(item, "|")]
+        steps.append(alts[0] if len(alts) == 1 else OneOf(alts))
+    return steps[0] if len(steps) == 1 else Compose(steps)
+
+
+def build_pipeline(spec: str | Augmentation, scope: str | None = None) -> Augmentation:
+    """A pipeline from a text spec or an augmentation object (passed through)."""
+    return parse_spec(spec, scope) if isinstance(spec, str) else spec

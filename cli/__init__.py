@@ -1,0 +1,1 @@
+"""The anyssl command line (installed as ``anyssl.cli``)."""

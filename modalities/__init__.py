@@ -1,0 +1,1 @@
+"""Built-in modality plugins (installed as ``anyssl.modalities``)."""

@@ -1,0 +1,1 @@
+"""Image modality: batched on-device augmentations, ResNet/small-CNN encoders, image datasets."""
