@@ -34,7 +34,7 @@ class SSLDataset(Protocol):
 
 def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False) -> Any:
     """Move tensors (and anything with ``.to``) inside tuples, lists and dicts to ``device``."""
-    if isinstance(batch, Tensor) or hasattr(batch, "to") and not isinstance(batch, type):
+    if isinstance(batch, Tensor) or (hasattr(batch, "to") and not isinstance(batch, type)):
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, dict):
         return {k: move_to_device(v, device, non_blocking) for k, v in batch.items()}

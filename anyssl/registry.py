@@ -128,7 +128,8 @@ class Registry(Generic[T]):
         if key in self._entries and not override:
             where = f" for {scope}" if scope else ""
             raise DuplicateNameError(
-                f"{self.kind} {name!r}{where} is already registered; pass override=True to replace it"
+                f"{self.kind} {name!r}{where} is already registered; "
+                "pass override=True to replace it"
             )
         desc = description or _first_line(getattr(factory, "__doc__", None))
         self._entries[key] = Entry(name, factory, desc, scope)

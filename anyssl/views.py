@@ -23,8 +23,17 @@ from anyssl.registry import AUGMENTATIONS, UnknownNameError
 from anyssl.types import Augmentation, MaskedAugmentation
 
 __all__ = [
-    "Compose", "Identity", "OneOf", "RandomApply", "SpecError", "ViewGenerator",
-    "batch_device", "batch_size", "parse_spec", "build_pipeline", "uniform",
+    "Compose",
+    "Identity",
+    "OneOf",
+    "RandomApply",
+    "SpecError",
+    "ViewGenerator",
+    "batch_device",
+    "batch_size",
+    "parse_spec",
+    "build_pipeline",
+    "uniform",
 ]
 
 
@@ -56,7 +65,10 @@ def batch_size(x: Any) -> int:
 
 
 def uniform(
-    low: float, high: float, shape: Sequence[int] | int, generator: torch.Generator | None,
+    low: float,
+    high: float,
+    shape: Sequence[int] | int,
+    generator: torch.Generator | None,
     device: torch.device,
 ) -> Tensor:
     """``shape`` samples of U(low, high) on ``device`` drawn from ``generator``."""
@@ -164,12 +176,14 @@ class ViewGenerator:
     """
 
     def __init__(self, pipelines: Sequence[Augmentation] | Augmentation, n_views: int = 2) -> None:
-        pipes = list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines]
+        pipes: list[Augmentation] = (
+            list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines]  # type: ignore[list-item]
+        )
         if len(pipes) == 1:
             pipes = pipes * n_views
         if len(pipes) < 2:
             raise ValueError(f"contrastive learning needs at least 2 views, got {len(pipes)}")
-        self.pipelines: list[Augmentation] = pipes
+        self.pipelines = pipes
         self.n_views = len(pipes)
         self._seed: int | None = None
         self._generator: torch.Generator | None = None
@@ -205,7 +219,9 @@ _ITEM = re.compile(r"^\s*([A-Za-z_][\w\-]*)\s*(?:\((.*)\))?\s*$", re.S)
 
 def _split_top(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside parentheses."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         depth += ch == "("
         depth -= ch == ")"
@@ -239,17 +255,23 @@ def _value(text: str) -> Any:
 def _build_one(token: str, scope: str | None) -> Augmentation:
     m = _ITEM.match(token)
     if not m:
-        raise SpecError(f"bad augmentation token {token.strip()!r}: expected name or name(key=value,...)")
+        raise SpecError(
+            f"bad augmentation token {token.strip()!r}: expected name or name(key=value,...)"
+        )
     name, argtext = m.group(1), m.group(2)
     kwargs: dict[str, Any] = {}
     for arg in _split_top(argtext or "", ","):
         if not arg.strip():
             continue
         if "=" not in arg:
-            raise SpecError(f"bad argument {arg.strip()!r} in {token.strip()!r}: expected key=value")
+            raise SpecError(
+                f"bad argument {arg.strip()!r} in {token.strip()!r}: expected key=value"
+            )
         key, val = arg.split("=", 1)
         kwargs[key.strip()] = _value(val)
     p = kwargs.pop("p", None)
+    if p is not None and not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+        raise SpecError(f"bad value in {token.strip()!r}: p must be a probability in [0, 1]")
     try:
         factory = AUGMENTATIONS.get(name, scope)
     except UnknownNameError as err:
@@ -259,7 +281,8 @@ def _build_one(token: str, scope: str | None) -> Augmentation:
     except TypeError as err:
         params = [k for k in inspect.signature(factory).parameters if k != "self"]
         raise SpecError(
-            f"bad arguments in {token.strip()!r}: {err}; {name} takes {', '.join(params) or 'none'} and p"
+            f"bad arguments in {token.strip()!r}: {err}; "
+            f"{name} takes {', '.join(params) or 'none'} and p"
         ) from None
     except ValueError as err:
         raise SpecError(f"bad value in {token.strip()!r}: {err}") from None

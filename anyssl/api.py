@@ -1,0 +1,203 @@
+"""The Python entry points behind the CLI: train a run from a config, reload a checkpoint,
+evaluate and embed with it.
+
+    from anyssl.api import train
+    result = train(modality="image", method="mocov2", epochs=5)
+    print(result.eval["pretrained"]["linear"]["top1"])
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import ConcatDataset
+
+from anyssl.build import Parts, build_parts
+from anyssl.eval import embed, evaluate
+from anyssl.registry import import_plugin
+from anyssl.train import TrainConfig, Trainer, load_checkpoint
+
+__all__ = ["RunResult", "embed_checkpoint", "evaluate_checkpoint", "load_run", "train"]
+
+
+@dataclass
+class RunResult:
+    """What a finished run left: its folder, last checkpoint and evaluation (if run)."""
+
+    run_dir: Path
+    checkpoint: Path
+    eval: dict[str, Any] | None
+    notes: list[str]
+
+
+def _config(
+    config: TrainConfig | dict[str, Any] | str | Path | None, overrides: dict[str, Any]
+) -> TrainConfig:
+    if config is None:
+        base = TrainConfig()
+    elif isinstance(config, TrainConfig):
+        base = config
+    elif isinstance(config, dict):
+        base = TrainConfig.from_dict(config)
+    else:
+        base = TrainConfig.from_yaml(config)
+    return base.merged(overrides)
+
+
+def _parts(cfg: TrainConfig, need_test: bool) -> Parts:
+    for module in cfg.plugins:
+        import_plugin(module)
+    torch.manual_seed(cfg.seed)  # the encoder's initial weights depend on the seed only
+    return build_parts(
+        cfg.modality,
+        cfg.method,
+        data=cfg.data,
+        encoder=cfg.encoder,
+        aug=cfg.aug,
+        views=cfg.views,
+        method_args=cfg.method_args,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        need_test=need_test,
+    )
+
+
+def _random_encoder(parts: Parts, cfg: TrainConfig) -> nn.Module:
+    """The same encoder at its initial (random) weights: the baseline every report shows."""
+    torch.manual_seed(cfg.seed)
+    return parts.modality.encoder(cfg.encoder, parts.train_set)
+
+
+def train(
+    config: TrainConfig | dict[str, Any] | str | Path | None = None, **overrides: Any
+) -> RunResult:
+    """Train one run (config object, dict or YAML path, plus keyword overrides), then run the
+    evaluation protocols on the pre-trained and the random-init encoder."""
+    cfg = _config(config, overrides)
+    parts = _parts(cfg, need_test=cfg.eval)
+    random_encoder = _random_encoder(parts, cfg) if cfg.eval else None
+    run_dir = Path(cfg.out)
+    trainer = Trainer(
+        parts.method,
+        parts.train_set,
+        cfg,
+        run_dir,
+        collate=parts.modality.collate,
+        to_device=parts.modality.to_device,
+        conv_encoder=parts.modality.conv_encoder,
+        modality_name=parts.modality.name,
+    )
+    for note in parts.notes:
+        print(f"note: {note}")
+    result = trainer.fit()
+    report = None
+    if cfg.eval and parts.test_set is not None and random_encoder is not None:
+        encoder = parts.method.encoder  # type: ignore[union-attr]
+        report = evaluate(
+            encoder,
+            random_encoder,
+            parts.train_set,
+            parts.test_set,
+            protocols=tuple(cfg.eval_protocols),
+            device=trainer.device,
+            collate=parts.modality.collate,
+            to_device=parts.modality.to_device,
+            seed=cfg.seed,
+        )
+        (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    return RunResult(run_dir, Path(result.checkpoint), report, parts.notes)
+
+
+@dataclass
+class LoadedRun:
+    """A checkpoint rebuilt into its parts, with the encoder's trained weights loaded."""
+
+    config: TrainConfig
+    parts: Parts
+    encoder: nn.Module
+    random_encoder: nn.Module
+
+
+def load_run(checkpoint: str | Path, data: str | None = None) -> LoadedRun:
+    """Rebuild a run from ``checkpoint`` (optionally on other data of the same modality)."""
+    state = load_checkpoint(Path(checkpoint), map_location="cpu")
+    cfg = TrainConfig.from_dict(state["config"]).merged({"data": data})
+    parts = _parts(cfg, need_test=True)
+    try:
+        parts.method.load_state_dict(state["method"])
+    except RuntimeError as err:
+        raise ValueError(
+            f"checkpoint {checkpoint} does not fit its method's shapes on this data "
+            f"({str(err)[:120]})"
+        ) from None
+    encoder = copy.deepcopy(parts.method.encoder)  # type: ignore[union-attr]
+    return LoadedRun(cfg, parts, encoder, _random_encoder(parts, cfg))
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    protocols: tuple[str, ...],
+    *,
+    data: str | None = None,
+    fraction: float = 0.01,
+    device: str | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run evaluation protocols on a checkpoint's encoder and on its random-init twin."""
+    run = load_run(checkpoint, data)
+    if run.parts.test_set is None:
+        raise ValueError("this dataset has no test split to evaluate on")
+    return evaluate(
+        run.encoder,
+        run.random_encoder,
+        run.parts.train_set,
+        run.parts.test_set,
+        protocols=protocols,
+        device=_device(device),
+        collate=run.parts.modality.collate,
+        to_device=run.parts.modality.to_device,
+        fraction=fraction,
+        seed=seed,
+    )
+
+
+def embed_checkpoint(
+    checkpoint: str | Path,
+    data: str | None,
+    *,
+    split: str = "all",
+    device: str | None = None,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features (N x D) and labels (N) of a dataset under a checkpoint's encoder."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be train, test or all, got {split!r}")
+    run = load_run(checkpoint, data)
+    sets = {
+        "train": [run.parts.train_set],
+        "test": [run.parts.test_set],
+        "all": [run.parts.train_set, run.parts.test_set],
+    }[split]
+    dataset = ConcatDataset([s for s in sets if s is not None and len(s) > 0])  # type: ignore[misc]
+    dev = _device(device)
+    return embed(
+        run.encoder.to(dev),
+        dataset,
+        batch_size=batch_size,
+        device=dev,
+        collate=run.parts.modality.collate,
+        to_device=run.parts.modality.to_device,
+    )
+
+
+def _device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

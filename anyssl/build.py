@@ -1,0 +1,132 @@
+"""Composition from names: a modality's datasets, encoder, views and a method, resolved through
+the registries. The CLI and the Python API both build runs here, so a name typed on the command
+line and an object passed from Python end up in the same place."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from anyssl.modality import Modality, SSLDataset, get_modality
+from anyssl.registry import METHODS
+from anyssl.views import ViewGenerator, build_pipeline
+
+#: MoCo's queue (65,536 keys, He et al. 2020) would hold several stale keys of every image of a
+#: small dataset; below this many training samples the queue is scaled to fit.
+PAPER_QUEUE_SIZE = 65_536
+
+
+def build_views(
+    modality: Modality,
+    method: str,
+    dataset: SSLDataset,
+    aug: str | Any | None = None,
+    views: int | str | Sequence[Any] | None = None,
+) -> ViewGenerator:
+    """The view generator of a run.
+
+    ``views`` is a view count, a ``;``-separated string of specs or a list of specs/pipelines
+    (one per view); ``aug`` is one spec used for every view. Neither: the modality's recipe for
+    ``method``.
+    """
+    if isinstance(views, str):
+        views = (
+            int(views) if views.strip().isdigit() else [v for v in views.split(";") if v.strip()]
+        )
+    if isinstance(views, Sequence) and not isinstance(views, str):
+        if aug is not None:
+            raise ValueError("give either --aug (one spec for all views) or per-view --views specs")
+        return ViewGenerator([build_pipeline(v, modality.name) for v in views])
+    n = int(views) if views is not None else None
+    if n is not None and n < 2:
+        raise ValueError(f"--views must be at least 2 (got {n}): contrastive methods compare views")
+    if aug is not None:
+        return ViewGenerator(build_pipeline(aug, modality.name), n_views=n or 2)
+    specs = list(modality.recipe(method, dataset))
+    if n is not None and n != len(specs):
+        specs = [specs[i % len(specs)] for i in range(n)]
+    return ViewGenerator([build_pipeline(s, modality.name) for s in specs])
+
+
+def scaled_queue_size(train_size: int, batch_size: int) -> int:
+    """Largest queue (a multiple of the batch) that never holds a key of the current image:
+    one epoch minus one batch, capped at MoCo's 65,536."""
+    steps = max(1, train_size // batch_size - 1)
+    return min(PAPER_QUEUE_SIZE, steps * batch_size)
+
+
+def method_kwargs(
+    method: str, method_args: dict[str, Any], train_size: int, batch_size: int
+) -> tuple[dict[str, Any], list[str]]:
+    """Method constructor kwargs with small-data adjustments; returns them and notes to print."""
+    factory = METHODS.get(method)
+    params = inspect.signature(factory).parameters
+    unknown = [k for k in method_args if k not in params and not _has_var_kw(params)]
+    if unknown:
+        valid = [k for k in params if k not in ("encoder", "views", "self")]
+        raise ValueError(
+            f"method {method!r} has no argument {unknown[0]!r}; valid: {', '.join(valid)}"
+        )
+    kwargs, notes = dict(method_args), []
+    default_q = params["queue_size"].default if "queue_size" in params else None
+    if isinstance(default_q, int) and "queue_size" not in kwargs and default_q >= train_size:
+        kwargs["queue_size"] = scaled_queue_size(train_size, batch_size)
+        notes.append(
+            f"queue_size scaled from {default_q} to {kwargs['queue_size']} for {train_size} "
+            "training samples (set it with --queue-size)"
+        )
+    return kwargs, notes
+
+
+def _has_var_kw(params: Any) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def build_method(
+    method: str | nn.Module, encoder: nn.Module, views: ViewGenerator, **kwargs: Any
+) -> nn.Module:
+    """A registered method by name (or an instance, returned as is)."""
+    return METHODS.build(method, encoder=encoder, views=views, **kwargs)
+
+
+@dataclass
+class Parts:
+    """Everything a run is made of."""
+
+    modality: Modality
+    train_set: SSLDataset
+    test_set: SSLDataset | None
+    method: nn.Module
+    notes: list[str]
+
+
+def build_parts(
+    modality: str | Modality,
+    method: str,
+    *,
+    data: str | None = None,
+    encoder: str | nn.Module | None = None,
+    aug: str | None = None,
+    views: int | str | Sequence[Any] | None = None,
+    method_args: dict[str, Any] | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    need_test: bool = True,
+) -> Parts:
+    """Resolve every name of a run into objects, checking the combination up front."""
+    mod = get_modality(modality)
+    if method not in METHODS.names():
+        METHODS.get(method)  # raises UnknownNameError listing the valid methods
+    mod.check_method(method)
+    train_set = mod.dataset(data, "train", seed=seed)
+    test_set = mod.dataset(data, "test", seed=seed) if need_test else None
+    enc = mod.encoder(encoder, train_set)
+    if not isinstance(getattr(enc, "out_dim", None), int):
+        raise ValueError(f"encoder {type(enc).__name__} has no int out_dim; set it at construction")
+    view_gen = build_views(mod, method, train_set, aug, views)
+    kwargs, notes = method_kwargs(method, method_args or {}, len(train_set), batch_size)
+    return Parts(mod, train_set, test_set, build_method(method, enc, view_gen, **kwargs), notes)

@@ -1,0 +1,172 @@
+"""Run the evaluation protocols on a pretrained and a randomly initialized encoder and show the
+two side by side (the random-init column is the baseline every SSL paper's table implies).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.utils.data import Dataset, default_collate
+
+from anyssl.eval.embed import Collate, ToDevice, embed
+from anyssl.eval.finetune import finetune
+from anyssl.eval.knn import knn_classify
+from anyssl.eval.linear import linear_probe
+from anyssl.eval.svm import svm_cv, svm_split
+from anyssl.modality import move_to_device
+
+PROTOCOLS: tuple[str, ...] = ("linear", "knn", "finetune", "svm")
+#: metrics that are fractions in [0, 1], shown as percentages.
+ACCURACY_KEYS = ("top1", "top5", "std")
+Results = dict[str, dict[str, dict[str, float]]]
+
+
+def check_protocols(protocols: str | Sequence[str]) -> tuple[str, ...]:
+    """The protocol names as a tuple; ``ValueError`` naming the valid ones on a bad name."""
+    names = (protocols,) if isinstance(protocols, str) else tuple(protocols)
+    bad = [p for p in names if p not in PROTOCOLS]
+    if bad or not names:
+        what = f"unknown evaluation protocol(s) {', '.join(map(repr, bad))}" if bad else (
+            "no evaluation protocol given")
+        raise ValueError(f"{what}; valid: {', '.join(PROTOCOLS)}")
+    return names
+
+
+def _svm(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
+         opts: dict[str, Any]) -> dict[str, float]:
+    """``svm_split`` on the given split, or ``svm_cv`` over train + test when ``folds`` is set."""
+    if "folds" not in opts:
+        return svm_split(xtr, ytr, xte, yte, **opts)
+    res = svm_cv(np.concatenate([xtr, xte]), np.concatenate([ytr, yte]), **opts)
+    return {"top1": res["mean"], "std": res["std"]}
+
+
+def _evaluate_one(
+    encoder: nn.Module, train_set: Dataset[Any], test_set: Dataset[Any],
+    protocols: tuple[str, ...], options: Mapping[str, Mapping[str, Any]], *, device: Any,
+    collate: Collate, to_device: ToDevice, fraction: float, seed: int, batch_size: int,
+    num_workers: int,
+) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    if any(p != "finetune" for p in protocols):  # frozen-feature protocols share one embedding
+        kw: dict[str, Any] = dict(batch_size=batch_size, device=device, collate=collate,
+                                  to_device=to_device, num_workers=num_workers)
+        xtr, ytr = embed(encoder, train_set, **kw)
+        xte, yte = embed(encoder, test_set, **kw)
+    for p in protocols:
+        opts = dict(options.get(p, {}))  # per-protocol keywords override the shared ones
+        if p == "linear":
+            out[p] = linear_probe(xtr, ytr, xte, yte, **{"device": device, "seed": seed, **opts})
+        elif p == "knn":
+            out[p] = knn_classify(xtr, ytr, xte, yte, **{"device": device, **opts})
+        elif p == "svm":
+            out[p] = _svm(xtr, ytr, xte, yte, {"seed": seed, **opts})
+        else:
+            out[p] = finetune(encoder, train_set, test_set, **{
+                "fraction": fraction, "seed": seed, "device": device, "collate": collate,
+                "to_device": to_device, "num_workers": num_workers, **opts})
+    return out
+
+
+def evaluate(
+    encoder: nn.Module,
+    random_encoder: nn.Module | None,
+    train_set: Dataset[Any],
+    test_set: Dataset[Any],
+    *,
+    protocols: str | Sequence[str] = ("linear", "knn"),
+    device: Any = None,
+    collate: Collate = default_collate,
+    to_device: ToDevice = move_to_device,
+    fraction: float = 0.01,
+    seed: int = 0,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Results:
+    """Run each protocol on the pretrained and the random-init encoder.
+
+    Returns ``{"pretrained": {protocol: metrics}, "random_init": {...}}`` (no ``random_init``
+    when ``random_encoder`` is None); metrics hold ``top1`` (and ``top5`` when classes > 5) in
+    [0, 1] plus what each protocol reports (``weight_decay``, ``k``, ``n_labels`` ...).
+    ``options`` passes extra keywords per protocol, e.g. ``{"knn": {"k": 20}, "finetune":
+    {"epochs": 10}}``; ``{"svm": {"folds": 10}}`` runs the cross-validated ``svm_cv`` over
+    train + test instead of ``svm_split``. ``device=None``: embedding and fine-tuning follow
+    each encoder's device; the linear probe and kNN use CUDA when available.
+    """
+    names = check_protocols(protocols)
+    options = options or {}
+    unknown = [k for k in options if k not in PROTOCOLS]
+    if unknown:
+        raise ValueError(
+            f"options for unknown protocol(s) {unknown}; valid: {', '.join(PROTOCOLS)}")
+    encoders = {"pretrained": encoder, "random_init": random_encoder}
+    return {
+        key: _evaluate_one(enc, train_set, test_set, names, options, device=device,
+                           collate=collate, to_device=to_device, fraction=fraction, seed=seed,
+                           batch_size=batch_size, num_workers=num_workers)
+        for key, enc in encoders.items() if enc is not None
+    }
+
+
+def _cell(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}" if metric in ACCURACY_KEYS else f"{value:g}"
+
+
+def report_rows(results: Results) -> list[list[str]]:
+    """One row per (protocol, metric): protocol, metric, pretrained, random init, difference
+    (percentage points, for top-k accuracies)."""
+    pre, rnd = results.get("pretrained", {}), results.get("random_init", {})
+    rows = []
+    for proto in dict.fromkeys([*pre, *rnd]):
+        a, b = pre.get(proto, {}), rnd.get(proto, {})
+        for metric in dict.fromkeys([*a, *b]):
+            va, vb = a.get(metric), b.get(metric)
+            delta = (f"{100 * (va - vb):+.2f}" if metric.startswith("top")
+                     and va is not None and vb is not None else "")
+            rows.append([proto, metric, _cell(metric, va), _cell(metric, vb), delta])
+    return rows
+
+
+HEADER = ("protocol", "metric", "pretrained", "random init", "delta")
+
+
+def format_report(results: Results, title: str = "Evaluation (accuracies in %)") -> Table:
+    """A rich ``Table`` of ``evaluate()`` results, pretrained next to random init."""
+    table = Table(title=title)
+    for i, name in enumerate(HEADER):
+        table.add_column(name, justify="left" if i < 2 else "right")
+    for row in report_rows(results):
+        table.add_row(*row)
+    return table
+
+
+def report_text(results: Results, title: str = "Evaluation (accuracies in %)") -> str:
+    """The same table as plain, aligned text (logs, files, non-TTY output)."""
+    rows = [list(HEADER), *report_rows(results)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths, strict=True))).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([title, *lines])
+
+
+def print_report(results: Results, file: TextIO | None = None) -> None:
+    """Print the rich table on a terminal, the plain-text table elsewhere."""
+    console = Console(file=file or sys.stdout)
+    if console.is_terminal:
+        console.print(format_report(results))
+    else:
+        console.file.write(report_text(results) + "\n")
+
+
+__all__ = ["PROTOCOLS", "check_protocols", "evaluate", "format_report", "print_report",
+           "report_rows", "report_text"]

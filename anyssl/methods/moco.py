@@ -1,0 +1,147 @@
+"""MoCo v1 (He et al. 2020, "Momentum Contrast for Unsupervised Visual Representation
+Learning") and v2 (Chen et al. 2020, "Improved Baselines with Momentum Contrastive Learning").
+
+A query encoder is trained to pick its key (the other view, through a momentum copy of the
+query encoder) out of a queue of keys from earlier batches. v2 changes the linear head to an MLP,
+the temperature from 0.07 to 0.2, the schedule to cosine, and the augmentations (the
+modality's recipe, not this file).
+
+Shuffling BN: the paper shuffles the key batch across GPUs so that BatchNorm cannot leak which
+sample is which (sec. 3.3). This implementation does not shuffle (on one device there is nothing
+to shuffle across, and lightly-style SplitBatchNorm is not used); the key encoder's BatchNorm
+uses the statistics of the key batch in training mode, as the reference code does per GPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from anyssl.distributed import gather_no_grad
+from anyssl.heads import MLPHead
+from anyssl.memory import Queue
+from anyssl.methods._common import check_views, encoder_dim
+from anyssl.momentum import MomentumTarget
+from anyssl.objectives import InfoNCELoss
+from anyssl.registry import METHODS
+from anyssl.types import Batch, ViewSource
+
+__all__ = ["MoCo", "MoCoV1"]
+
+HEADS = ("mlp", "linear")
+
+
+@METHODS.register("mocov2", description="MoCo v2: momentum key encoder, queue, MLP head")
+class MoCo(nn.Module):
+    """MoCo with a queue of negatives; the defaults are MoCo v2's (registered as ``mocov2``).
+
+    Each step: ``q = head(encoder(x_q))``, ``k = key_encoder(x_k)`` (the momentum copy of
+    encoder + head), ``loss = info_nce(q, k, T, negatives=queue)``, then ``k`` is enqueued. With
+    ``symmetric`` the loss is also computed with the views swapped and the two are averaged
+    (the MoCo CIFAR demo sums them); both key batches are enqueued.
+
+    Args:
+        encoder, views: the backbone (with ``out_dim``) and the 2-view generator.
+        head: ``"mlp"`` (v2: Linear-ReLU-Linear, no BatchNorm, as in the reference code) or
+            ``"linear"`` (v1).
+        hidden_dim: MLP hidden width, 2048 (v2 uses the ResNet-50 width). ``None``: encoder's.
+        out_dim: key/query size, 128 (v1 sec. 4, v2).
+        queue_size: number of negatives K, 65,536 (v1 sec. 4); smaller for small data sets.
+        temperature: 0.2 (v2); 0.07 in v1.
+        momentum: key encoder momentum m, 0.999 (v1 sec. 4), constant.
+        symmetric: symmetrized loss (the MoCo CIFAR-10 demo), off in the papers.
+    """
+
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "sgd",  # MoCo v2 sec. 3 (as v1)
+        "lr": 0.03,  # at batch 256 (MoCo v2 sec. 3, Table 1)
+        "weight_decay": 1e-4,  # MoCo v1 sec. 4, kept by v2
+        "momentum": 0.9,  # SGD momentum (MoCo v1 sec. 4)
+        "schedule": "cosine",  # MoCo v2 sec. 3: cosine learning rate schedule
+        "warmup_epochs": 0,  # no warmup in MoCo v2
+    }
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        views: ViewSource,
+        *,
+        head: str = "mlp",
+        hidden_dim: int | None = 2048,
+        out_dim: int = 128,
+        queue_size: int = 65536,
+        temperature: float = 0.2,
+        momentum: float = 0.999,
+        symmetric: bool = False,
+    ) -> None:
+        super().__init__()
+        check_views(views, type(self).__name__, exactly=2)
+        if head not in HEADS:
+            raise ValueError(f"unknown MoCo head {head!r}; valid: {', '.join(HEADS)}")
+        self.encoder, self.views, self.symmetric = encoder, views, symmetric
+        in_dim = encoder_dim(encoder)
+        layers = 2 if head == "mlp" else 1
+        self.head = MLPHead(in_dim, hidden_dim or in_dim, out_dim, layers, batch_norm=False)
+        self.key_encoder = MomentumTarget(nn.Sequential(self.encoder, self.head), momentum)
+        self.queue = Queue(queue_size, out_dim)
+        self.loss = InfoNCELoss(temperature)
+
+    def _contrast(self, x_q: Any, x_k: Any) -> tuple[Tensor, Tensor]:
+        """Loss of queries from ``x_q`` against keys from ``x_k`` and the queue; and the keys."""
+        q = self.head(self.encoder(x_q))  # N x out_dim
+        k = self.key_encoder(x_k)  # N x out_dim, no grad
+        # clone: the queue is updated in place after this loss, before its backward pass
+        loss = self.loss(q, k, negatives=self.queue.keys.clone())  # logits N x (1+K)
+        return loss, k
+
+    def training_step(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        inputs, _ = batch
+        x_1, x_2 = self.views(inputs)
+        loss, k = self._contrast(x_1, x_2)
+        if self.symmetric:
+            loss_21, k_1 = self._contrast(x_2, x_1)
+            loss, k = 0.5 * (loss + loss_21), torch.cat([k, k_1])  # k: 2N x out_dim
+        self.queue.enqueue(gather_no_grad(k))  # keys of every process, (N*W) x out_dim
+        return loss, {"loss": loss.detach()}
+
+    def forward(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """Same as ``training_step``, so a ``DistributedDataParallel`` wrapper can call it."""
+        return self.training_step(batch)
+
+    def on_step_end(self, step: int, max_steps: int) -> None:
+        """Momentum update of the key encoder (eq. 2) after the optimizer step."""
+        self.key_encoder.update(step, max_steps)
+
+
+@METHODS.register("mocov1", description="MoCo v1: momentum key encoder, queue, linear head")
+class MoCoV1(MoCo):
+    """MoCo v1: ``MoCo`` with a linear head, temperature 0.07 and a step schedule."""
+
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "sgd",  # MoCo v1 sec. 4
+        "lr": 0.03,  # at batch 256 (sec. 4)
+        "weight_decay": 1e-4,  # sec. 4
+        "momentum": 0.9,  # SGD momentum (sec. 4)
+        "schedule": "step",  # x0.1 at epochs 120 and 160 of 200 (sec. 4)
+        "lr_milestones": [0.6, 0.8],  # 120/200 and 160/200
+        "warmup_epochs": 0,  # no warmup (sec. 4)
+    }
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        views: ViewSource,
+        *,
+        out_dim: int = 128,
+        queue_size: int = 65536,
+        temperature: float = 0.07,
+        momentum: float = 0.999,
+        symmetric: bool = False,
+    ) -> None:
+        super().__init__(
+            encoder, views, head="linear", hidden_dim=None, out_dim=out_dim,
+            queue_size=queue_size, temperature=temperature, momentum=momentum,
+            symmetric=symmetric,
+        )

@@ -1,0 +1,236 @@
+"""One flat config for a training run, shared by the CLI, the Python API and YAML files.
+
+Every field is commented where it is declared (nanoGPT style). ``None`` means "the default of the
+modality or the method": the effective optimizer, learning rate, weight decay, schedule and
+warm-up come from ``resolve_defaults`` and are written, resolved, to the run's ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ConfigError", "FALLBACK_DEFAULTS", "OPTIMIZERS", "SCHEDULES", "TrainConfig",
+           "resolve_defaults"]
+
+OPTIMIZERS = ("sgd", "lars", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+
+#: Used for what a method's ``train_defaults`` leaves out: the MoCo v2 recipe (He et al. 2020,
+#: Chen et al. 2020): SGD, lr 0.03 per 256 samples, weight decay 1e-4, cosine, no warm-up.
+FALLBACK_DEFAULTS: dict[str, Any] = {
+    "optimizer": "sgd", "lr": 0.03, "weight_decay": 1e-4, "schedule": "cosine",
+    "warmup_epochs": 0.0, "milestones": (0.6, 0.8),
+}
+
+#: A defaulted warm-up never takes more than this fraction of the run (short runs).
+MAX_DEFAULT_WARMUP_FRACTION = 0.1
+
+
+class ConfigError(ValueError):
+    """A config key or value that is not valid; the message lists the valid choices."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``None`` fields take the modality's or method's default."""
+
+    modality: str = "image"  # registered modality name (anyssl list modalities)
+    method: str = "mocov2"  # registered method name (anyssl list methods)
+    data: str | None = None  # dataset name or path; None: the modality's default (offline) data
+    encoder: str | None = None  # encoder name; None: the modality's default encoder
+    epochs: int = 100  # passes over the training set
+    max_steps: int | None = None  # optimizer steps; when set it overrides epochs
+    batch_size: int = 256  # samples per optimizer step (one device)
+    lr: float | None = None  # learning rate as used; None: method base lr * batch_size / 256
+    optimizer: str | None = None  # "sgd" | "lars" | "adamw"; None: the method's
+    weight_decay: float | None = None  # L2 / decoupled decay; None: the method's
+    momentum: float = 0.9  # SGD/LARS momentum (AdamW beta1)
+    schedule: str | None = None  # "cosine" | "step" | "constant" after warm-up; None: the method's
+    warmup_epochs: float | None = None  # linear warm-up; None: the method's, at most 10% of the run
+    grad_clip: float | None = None  # max global grad norm; None: no clipping
+    aug: str | None = None  # one augmentation spec for every view; None: the modality's recipe
+    views: int | str | list[str] | None = None  # view count, or one spec per view (list or ";")
+    method_args: dict[str, Any] = field(default_factory=dict)  # method constructor kwargs
+    out: str | None = None  # run folder; None: runs/<modality>-<method>
+    resume: bool = False  # continue the run in `out` from its last.pt
+    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:N"
+    seed: int = 0  # seeds weights, data order and views; same seed + config = same run
+    plugins: list[str] = field(default_factory=list)  # modules to import first (register parts)
+    compile: bool = False  # torch.compile the encoder
+    num_workers: int = 0  # DataLoader worker processes
+    checkpoint_every: int | None = None  # also checkpoint every N steps (into last.pt)
+    log_every: int = 10  # steps between metrics.jsonl lines
+    tensorboard: bool = False  # also write TensorBoard scalars to the run folder
+    eval: bool = True  # run the evaluation protocols after training
+    eval_protocols: list[str] = field(default_factory=lambda: ["linear", "knn"])  # which ones
+
+    def __post_init__(self) -> None:
+        if self.out is None:
+            self.out = default_out(self.modality, self.method)
+        for key in ("epochs", "batch_size", "log_every", "max_steps", "checkpoint_every"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"config key {key!r} must be at least 1, got {value}")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+
+    # ---- dict / YAML ----------------------------------------------------------------------------
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The valid config keys, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build a config, raising ``ConfigError`` on an unknown key or a wrongly typed value."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must map keys to values, not a {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        for key, value in d.items():
+            if key not in hints:
+                raise ConfigError(_unknown_key_message(str(key), cls.keys()))
+            _check_type(key, value, hints[key])
+        return cls(**{k: _copy(v) for k, v in d.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (lists and dicts copied) that ``from_dict`` reads back."""
+        return {f.name: _copy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """Read a YAML file of config keys (an empty file is the default config)."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {_one_line(err)}") from None
+        return cls.from_dict(data or {})
+
+    def to_yaml(self, path: str | Path) -> None:
+        """Write the config as YAML (keys in declaration order)."""
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    def merged(self, overrides: dict[str, Any]) -> TrainConfig:
+        """A copy with ``overrides`` applied; ``None`` values do not override. ``out`` follows a
+        changed modality or method unless it was set to something other than its default."""
+        d = self.to_dict()
+        auto_out = d["out"] == default_out(self.modality, self.method)
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        if auto_out and overrides.get("out") is None:
+            d["out"] = None
+        return type(self).from_dict(d)
+
+
+def default_out(modality: str, method: str) -> str:
+    """The default run folder of a modality and method."""
+    return f"runs/{modality}-{method}"
+
+
+# ---- validation ----------------------------------------------------------------------------------
+def _unknown_key_message(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown config key {key!r}{hint}; valid keys: {', '.join(valid)}"
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    """Cheap structural check of ``value`` against a type hint (no bool for numbers)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(tp))
+    if tp is Any:
+        return True
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, (list, tuple)) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    return isinstance(value, tp)
+
+
+def _type_name(tp: Any) -> str:
+    return str(tp).replace("typing.", "").replace("NoneType", "None")
+
+
+def _check_type(key: str, value: Any, tp: Any) -> None:
+    if not _matches(value, tp):
+        raise ConfigError(
+            f"config key {key!r} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+        )
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_copy(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    return v
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
+
+
+# ---- effective hyper-parameters ------------------------------------------------------------------
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(valid)}")
+    return value
+
+
+def resolve_defaults(config: TrainConfig, method_defaults: dict[str, Any] | None = None,
+                     steps_per_epoch: int | None = None) -> dict[str, Any]:
+    """The effective optimizer, lr, weight decay, momentum, schedule and warm-up of a run.
+
+    ``method_defaults`` is a method's ``train_defaults`` (keys ``optimizer``, ``lr`` = base lr per
+    256 samples, ``weight_decay``, ``schedule``, ``warmup_epochs``, ``milestones``); missing keys
+    fall back to ``FALLBACK_DEFAULTS``. A config value wins; ``lr=None`` gives the linear scaling
+    rule ``base_lr * batch_size / 256`` (Goyal et al. 2017, used by SimCLR, MoCo, BYOL). A
+    *defaulted* warm-up is capped at 10% of the run so short runs still spend most steps at full
+    lr; an explicit ``warmup_epochs`` is kept. With ``steps_per_epoch`` the result also has
+    ``total_steps`` and ``warmup_steps``.
+    """
+    defaults = {**FALLBACK_DEFAULTS, **(method_defaults or {})}
+    opt = _choice("optimizer", config.optimizer or defaults["optimizer"], OPTIMIZERS)
+    sched = _choice("schedule", config.schedule or defaults["schedule"], SCHEDULES)
+    base_lr = float(defaults["lr"])
+    lr = config.lr if config.lr is not None else base_lr * config.batch_size / 256
+    wd = config.weight_decay if config.weight_decay is not None else defaults["weight_decay"]
+    out: dict[str, Any] = {
+        "optimizer": opt, "lr": float(lr), "base_lr": base_lr, "weight_decay": float(wd),
+        "momentum": config.momentum, "schedule": sched,
+        "milestones": [float(m) for m in defaults["milestones"]],
+    }
+    if steps_per_epoch is None:
+        total_epochs = float(config.epochs) if config.max_steps is None else None
+    else:
+        total_steps = config.max_steps or config.epochs * steps_per_epoch
+        total_epochs = total_steps / steps_per_epoch
+        out["total_steps"] = total_steps
+    warmup = config.warmup_epochs
+    if warmup is None:
+        warmup = float(defaults["warmup_epochs"])
+        if total_epochs is not None:
+            warmup = min(warmup, MAX_DEFAULT_WARMUP_FRACTION * total_epochs)
+    if warmup < 0:
+        raise ConfigError(f"warmup_epochs must be >= 0, got {warmup}")
+    out["warmup_epochs"] = float(warmup)
+    if steps_per_epoch is not None:
+        out["warmup_steps"] = min(round(warmup * steps_per_epoch), out["total_steps"])
+    return out

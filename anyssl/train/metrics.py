@@ -1,0 +1,138 @@
+"""Training metrics: JSON lines in ``metrics.jsonl``, optional TensorBoard scalars, and a progress
+bar on a terminal (nothing at all on stdout when it is not a TTY).
+
+Values may be tensors; they are turned into floats (``.item()``, one device sync) only here, at
+log time, never every step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["MetricsLogger", "to_float"]
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def to_float(value: Any) -> float:
+    """A float from a Python number or a one-element tensor."""
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().float().item())
+    return float(value)
+
+
+def _json_float(x: float) -> float | str:
+    return x if math.isfinite(x) else str(x)  # JSON has no nan/inf
+
+
+class MetricsLogger:
+    """Appends one JSON object per ``log`` call to ``run_dir/metrics.jsonl``.
+
+    Each line has ``step`` (0-based index of the optimizer step logged), ``epoch``, ``loss``,
+    ``lr``, ``samples_per_s`` and the method's logs. ``progress=None`` shows a rich progress bar
+    only when stdout is a TTY.
+    """
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = False,
+                 progress: bool | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / METRICS_FILE
+        self._writer = _summary_writer(self.run_dir) if tensorboard else None
+        self._file = self.path.open("a", encoding="utf-8")
+        self._show = sys.stdout.isatty() if progress is None else progress
+        self._bar: Any = None
+        self._task: Any = None
+
+    def log(self, step: int, epoch: int, loss: Any, lr: float, samples_per_s: float,
+            logs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Write one record (tensors converted here) and return it."""
+        record: dict[str, Any] = {"step": step, "epoch": epoch, "loss": to_float(loss),
+                                  "lr": float(lr), "samples_per_s": float(samples_per_s)}
+        for key, value in (logs or {}).items():
+            record.setdefault(key, to_float(value))
+        line = {k: _json_float(v) if isinstance(v, float) else v for k, v in record.items()}
+        self._file.write(json.dumps(line) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            for key, value in record.items():
+                if key not in ("step", "epoch"):
+                    self._writer.add_scalar(f"train/{key}", value, step)
+        if self._task is not None:
+            self._bar.update(self._task, loss=record["loss"], lr=record["lr"],
+                             sps=record["samples_per_s"])
+        return record
+
+    def truncate(self, step: int) -> None:
+        """Drop records with ``step >= step`` (a resumed run rewrites what came after its
+        checkpoint); the rewrite is atomic."""
+        self._file.close()
+        keep = [ln for ln in self.path.read_text(encoding="utf-8").splitlines()
+                if ln.strip() and json.loads(ln).get("step", -1) < step]
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    # ---- progress bar ---------------------------------------------------------------------------
+    def start_progress(self, total_steps: int, done: int = 0) -> None:
+        """Show a bar of ``total_steps`` steps, ``done`` of them already done (TTY only)."""
+        if not self._show or self._bar is not None:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.3g}  "
+                       "{task.fields[sps]:.0f} samples/s"),
+            TimeRemainingColumn(),
+        )
+        self._task = self._bar.add_task("train", total=total_steps, completed=done,
+                                        loss=float("nan"), lr=0.0, sps=0.0)
+        self._bar.start()
+
+    def advance(self, done: int) -> None:
+        """Move the bar to ``done`` steps (no device sync)."""
+        if self._task is not None:
+            self._bar.update(self._task, completed=done)
+
+    def close(self) -> None:
+        """Stop the bar and close the file and the TensorBoard writer."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = self._task = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._file.close()
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _summary_writer(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ImportError(
+            f"--tensorboard needs the tensorboard package ({err}); pip install tensorboard "
+            "(or 'anyssl[all]'), or drop --tensorboard"
+        ) from None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))

@@ -1,0 +1,87 @@
+"""``anyssl eval linear|knn|finetune CHECKPOINT``: evaluation protocols on a trained encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from anyssl.cli.errors import cli_errors
+from anyssl.cli.report import print_report
+
+app = typer.Typer(
+    help="Evaluate a checkpoint's encoder (always next to its random init).", no_args_is_help=True
+)
+
+Checkpoint = Annotated[Path, typer.Argument(help="A checkpoint written by anyssl train (last.pt).")]
+Data = Annotated[
+    str | None, typer.Option(help="Other data of the same modality (default: the run's).")
+]
+Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")]
+Out = Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")]
+Seed = Annotated[int, typer.Option(help="Seed for label subsets and heads.")]
+
+
+def _run(
+    protocol: str,
+    checkpoint: Path,
+    data: str | None,
+    device: str | None,
+    out: Path | None,
+    seed: int,
+    fraction: float = 0.01,
+) -> None:
+    from anyssl.api import evaluate_checkpoint
+
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    report = evaluate_checkpoint(
+        checkpoint, (protocol,), data=data, fraction=fraction, device=device, seed=seed
+    )
+    print_report(report)
+    if out is not None:
+        out.write_text(json.dumps(report, indent=2))
+
+
+@app.command("linear")
+@cli_errors
+def linear(
+    checkpoint: Checkpoint,
+    data: Data = None,
+    device: Device = None,
+    out: Out = None,
+    seed: Seed = 0,
+) -> None:
+    """Linear probe: logistic regression on frozen, standardized features."""
+    _run("linear", checkpoint, data, device, out, seed)
+
+
+@app.command("knn")
+@cli_errors
+def knn(
+    checkpoint: Checkpoint,
+    data: Data = None,
+    device: Device = None,
+    out: Out = None,
+    seed: Seed = 0,
+) -> None:
+    """Weighted kNN (k=200, cosine, temperature 0.07) on frozen features."""
+    _run("knn", checkpoint, data, device, out, seed)
+
+
+@app.command("finetune")
+@cli_errors
+def finetune(
+    checkpoint: Checkpoint,
+    data: Data = None,
+    fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of train labels used (class balanced).")
+    ] = 0.01,
+    device: Device = None,
+    out: Out = None,
+    seed: Seed = 0,
+) -> None:
+    """Fine-tune encoder + linear head on a small labelled fraction (1%, 10%)."""
+    _run("finetune", checkpoint, data, device, out, seed, fraction)

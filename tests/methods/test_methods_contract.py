@@ -1,0 +1,153 @@
+"""Contract tests every registered method gets for free (parametrized over METHODS)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import anyssl.methods  # noqa: F401  (registers the methods)
+from anyssl.memory import Queue
+from anyssl.momentum import MomentumTarget
+from anyssl.registry import METHODS
+
+# small heads and queues for speed; a method missing here is built with its defaults
+SMALL: dict[str, dict[str, Any]] = {
+    "simclr": {"hidden_dim": 32, "out_dim": 16},
+    "mocov1": {"out_dim": 16, "queue_size": 96, "momentum": 0.9},
+    "mocov2": {"hidden_dim": 32, "out_dim": 16, "queue_size": 96, "momentum": 0.9},
+    "byol": {"hidden_dim": 32, "out_dim": 16, "pred_hidden_dim": 32, "momentum": 0.9},
+}
+NAMES = METHODS.names()
+OPTIMIZERS = {"sgd", "lars", "adamw"}
+SCHEDULES = {"cosine", "step", "constant"}
+
+
+def _build(name: str, make_parts, seed: int = 0) -> nn.Module:
+    encoder, views = make_parts(seed)
+    return METHODS.build(name, encoder=encoder, views=views, **SMALL.get(name, {}))
+
+
+def _trainable(method: nn.Module) -> list[nn.Parameter]:
+    return [p for p in method.parameters() if p.requires_grad]
+
+
+def test_registry_has_the_methods() -> None:
+    assert {"simclr", "mocov1", "mocov2", "byol"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_training_step_returns_scalar_loss_and_detached_logs(name, make_parts, toy_batch):
+    method = _build(name, make_parts)
+    assert isinstance(method.encoder, nn.Module) and method.views.n_views >= 2
+    loss, logs = method.training_step(toy_batch)
+    assert isinstance(loss, Tensor) and loss.dim() == 0 and loss.requires_grad
+    assert torch.isfinite(loss)
+    assert "loss" in logs
+    for key, value in logs.items():
+        assert isinstance(value, Tensor) and value.dim() == 0 and not value.requires_grad, key
+    torch.testing.assert_close(logs["loss"], loss.detach())
+    loss.backward()
+    assert all(p.grad is not None for p in method.encoder.parameters())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_train_defaults_are_complete(name) -> None:
+    defaults = METHODS.get(name).train_defaults
+    assert {"optimizer", "lr", "weight_decay", "momentum", "schedule", "warmup_epochs"} <= set(
+        defaults
+    )
+    assert defaults["optimizer"] in OPTIMIZERS and defaults["schedule"] in SCHEDULES
+    assert defaults["lr"] > 0 and defaults["weight_decay"] >= 0 and defaults["warmup_epochs"] >= 0
+    if defaults["schedule"] == "step":
+        assert all(0 < f < 1 for f in defaults["lr_milestones"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sgd_on_a_fixed_batch_decreases_the_loss(name, make_parts, toy_batch) -> None:
+    """Same views every step. Buffers (queue, BN statistics) are restored after each step so
+    the objective stays fixed: with a queue, the batch's own keys would otherwise come back as
+    negatives of the same batch and raise the loss, which is not what this test is about."""
+    method = _build(name, make_parts)
+    buffers = {k: v.clone() for k, v in method.named_buffers()}
+    opt = torch.optim.SGD(_trainable(method), lr=0.05, momentum=0.9)
+    losses = []
+    for step in range(12):
+        method.views.manual_seed(0)
+        loss, _ = method.training_step(toy_batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        method.on_step_end(step, 12)
+        with torch.no_grad():
+            for k, v in method.named_buffers():
+                v.copy_(buffers[k])
+        losses.append(loss.item())
+    print(name, [round(v, 3) for v in losses])
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_momentum_target_moves_and_gets_no_gradient(name, make_parts, toy_batch) -> None:
+    method = _build(name, make_parts)
+    targets = [m for m in method.modules() if isinstance(m, MomentumTarget)]
+    if not targets:
+        pytest.skip(f"{name} has no momentum target")
+    before = [p.clone() for t in targets for p in t.parameters()]
+    opt = torch.optim.SGD(_trainable(method), lr=0.1)
+    loss, _ = method.training_step(toy_batch)
+    loss.backward()
+    assert all(p.grad is None and not p.requires_grad for t in targets for p in t.parameters())
+    opt.step()
+    method.on_step_end(0, 10)
+    after = [p for t in targets for p in t.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_queue_pointer_advances(name, make_parts, toy_batch) -> None:
+    method = _build(name, make_parts)
+    queues = [m for m in method.modules() if isinstance(m, Queue)]
+    if not queues:
+        pytest.skip(f"{name} has no queue")
+    starts = [int(q.ptr) for q in queues]
+    method.training_step(toy_batch)
+    b = toy_batch[0].shape[0]
+    for q, s in zip(queues, starts, strict=True):  # one batch of keys (two if symmetric)
+        assert (int(q.ptr) - s) % q.size in {b % q.size, 2 * b % q.size}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_round_trip(name, make_parts, toy_batch) -> None:
+    method = _build(name, make_parts, seed=0)
+    opt = torch.optim.SGD(_trainable(method), lr=0.1)
+    loss, _ = method.training_step(toy_batch)
+    loss.backward()
+    opt.step()
+    method.on_step_end(0, 10)
+    other = _build(name, make_parts, seed=1)
+    other.load_state_dict(copy.deepcopy(method.state_dict()))
+    for (k, a), (k2, b) in zip(method.state_dict().items(), other.state_dict().items(),
+                               strict=True):
+        assert k == k2 and torch.equal(a, b), k
+    method.views.manual_seed(7)
+    other.views.manual_seed(7)
+    torch.testing.assert_close(method.training_step(toy_batch)[0],
+                               other.training_step(toy_batch)[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_needs_an_encoder_with_out_dim(name, make_parts) -> None:
+    _, views = make_parts()
+    with pytest.raises(ValueError, match="out_dim"):
+        METHODS.build(name, encoder=nn.Linear(16, 8), views=views, **SMALL.get(name, {}))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_hyperparameter_raises_type_error(name, make_parts) -> None:
+    encoder, views = make_parts()
+    with pytest.raises(TypeError):
+        METHODS.build(name, encoder=encoder, views=views, not_a_hparam=1)
