@@ -15,6 +15,11 @@ from anyssl.registry import (
     UnknownNameError,
 )
 
+# Core parts register themselves on import (methods, objectives); modalities come through the
+# ``anyssl.plugins`` entry points on the first registry miss.
+from anyssl import methods as _methods  # noqa: E402,F401
+from anyssl import objectives as _objectives  # noqa: E402,F401
+
 __version__ = "0.1.0"
 
 __all__ = [

@@ -75,6 +75,17 @@ def _random_encoder(parts: Parts, cfg: TrainConfig) -> nn.Module:
     return parts.modality.encoder(cfg.encoder, parts.train_set)
 
 
+class _PrintNotes:
+    """Prints the build notes once the run has really started (after the run-folder checks)."""
+
+    def __init__(self, notes: list[str]) -> None:
+        self.notes = notes
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        for note in self.notes:
+            print(f"note: {note}")
+
+
 def train(
     config: TrainConfig | dict[str, Any] | str | Path | None = None, **overrides: Any
 ) -> RunResult:
@@ -93,9 +104,8 @@ def train(
         to_device=parts.modality.to_device,
         conv_encoder=parts.modality.conv_encoder,
         modality_name=parts.modality.name,
+        callbacks=(_PrintNotes(parts.notes),),
     )
-    for note in parts.notes:
-        print(f"note: {note}")
     result = trainer.fit()
     report = None
     if cfg.eval and parts.test_set is not None and random_encoder is not None:

@@ -1,7 +1,9 @@
 """Contrastive and predictive objectives: pure functions first, then thin modules.
 
 The functions hold the math and take the distributed facts (gathered tensors, ``rank``) as
-arguments, so the multi-device case is testable on one CPU. The modules registered in
+arguments, so the multi-device case is testable on one CPU. Similarities may be computed in a
+lower autocast precision; logits are upcast to float32 before the softmax, and every loss is
+returned in float32 (float64 for float64 inputs). The modules registered in
 ``OBJECTIVES`` gather across processes themselves (a no-op on one device).
 """
 
@@ -15,6 +17,11 @@ from anyssl import distributed
 from anyssl.registry import OBJECTIVES
 
 __all__ = ["BYOLLoss", "InfoNCELoss", "NTXentLoss", "byol_loss", "info_nce", "nt_xent"]
+
+
+def _upcast(x: Tensor) -> Tensor:
+    """float16/bfloat16 -> float32 (softmax and loss precision under autocast); else as is."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _check_pair(a: Tensor, b: Tensor, names: str) -> None:
@@ -47,7 +54,7 @@ def _in_batch(query: Tensor, key_all: Tensor, temperature: float, rank: int) -> 
     """Cross-entropy of ``query`` against every row of ``key_all``; query ``i``'s positive is
     row ``rank*N + i``."""
     n = query.shape[0]
-    logits = query @ key_all.T / temperature  # N x (N*W)
+    logits = _upcast(query @ key_all.T) / temperature  # N x (N*W)
     targets = torch.arange(n, device=query.device) + rank * n  # N
     return F.cross_entropy(logits, targets)
 
@@ -88,31 +95,35 @@ def info_nce(
                 "symmetric, key_all and query_all apply to in-batch negatives only; with a "
                 "queue, call info_nce twice with the views swapped for a symmetrized loss"
             )
-        if negatives.dim() != 2 or negatives.shape[1] != query.shape[1]:
-            raise ValueError(
-                f"negatives must be K x {query.shape[1]}, got {tuple(negatives.shape)}"
-            )
-        if normalize:
-            negatives = F.normalize(negatives, dim=1)
-        l_pos = (query * key).sum(dim=1, keepdim=True)  # N x 1
-        l_neg = query @ negatives.T  # N x K
-        logits = torch.cat([l_pos, l_neg], dim=1) / temperature  # N x (1+K)
-        targets = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
-        return F.cross_entropy(logits, targets)
+        return _with_queue(query, key, negatives, temperature, normalize)
     if symmetric and key_all is not None and query_all is None:
         raise ValueError("symmetric in-batch info_nce with key_all also needs query_all")
-    key_all = key if key_all is None else key_all
-    query_all = query if query_all is None else query_all
-    _check_all(key, key_all, rank, "key_all")
-    if normalize:
-        key_all = F.normalize(key_all, dim=1)
-    loss = _in_batch(query, key_all, temperature, rank)
+    if key_all is not None:
+        _check_all(key, key_all, rank, "key_all")
+        key_all = F.normalize(key_all, dim=1) if normalize else key_all
+    loss = _in_batch(query, key if key_all is None else key_all, temperature, rank)
     if not symmetric:
         return loss
-    _check_all(query, query_all, rank, "query_all")
+    if query_all is not None:
+        _check_all(query, query_all, rank, "query_all")
+        query_all = F.normalize(query_all, dim=1) if normalize else query_all
+    return 0.5 * (loss + _in_batch(key, query if query_all is None else query_all, temperature,
+                                   rank))
+
+
+def _with_queue(
+    query: Tensor, key: Tensor, negatives: Tensor, temperature: float, normalize: bool
+) -> Tensor:
+    """MoCo's loss (eq. 1): each query's own key against the K shared negatives, target 0."""
+    if negatives.dim() != 2 or negatives.shape[1] != query.shape[1]:
+        raise ValueError(f"negatives must be K x {query.shape[1]}, got {tuple(negatives.shape)}")
     if normalize:
-        query_all = F.normalize(query_all, dim=1)
-    return 0.5 * (loss + _in_batch(key, query_all, temperature, rank))
+        negatives = F.normalize(negatives, dim=1)
+    l_pos = (query * key).sum(dim=1, keepdim=True)  # N x 1
+    l_neg = query @ negatives.T  # N x K
+    logits = _upcast(torch.cat([l_pos, l_neg], dim=1)) / temperature  # N x (1+K)
+    targets = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)  # N
+    return F.cross_entropy(logits, targets)
 
 
 def nt_xent(
@@ -148,7 +159,7 @@ def nt_xent(
     candidates = torch.cat([z_a_all, z_b_all])  # 2M x D
     if normalize:
         anchors, candidates = F.normalize(anchors, dim=1), F.normalize(candidates, dim=1)
-    logits = anchors @ candidates.T / temperature  # 2N x 2M
+    logits = _upcast(anchors @ candidates.T) / temperature  # 2N x 2M
     local = torch.arange(n, device=z_a.device) + rank * n  # local rows within one view: N
     self_idx = torch.cat([local, local + m])  # 2N: each anchor's own column
     pos_idx = torch.cat([local + m, local])  # 2N: the other view of the same sample
@@ -165,7 +176,7 @@ def byol_loss(p: Tensor, z: Tensor) -> Tensor:
     (the target gets no gradient). Shape: p, z: N x D. Returns a 0-dim tensor.
     """
     _check_pair(p, z, "p and z")
-    return 2 - 2 * F.cosine_similarity(p, z, dim=1).mean()
+    return 2 - 2 * F.cosine_similarity(_upcast(p), _upcast(z), dim=1).mean()
 
 
 # ---- modules -----------------------------------------------------------------------------------

@@ -252,6 +252,13 @@ def _value(text: str) -> Any:
     return t.strip("'\"")
 
 
+def _params(factory: Any) -> list[str]:
+    try:
+        return [k for k in inspect.signature(factory).parameters if k != "self"]
+    except (TypeError, ValueError):
+        return []
+
+
 def _build_one(token: str, scope: str | None) -> Augmentation:
     m = _ITEM.match(token)
     if not m:
@@ -276,10 +283,12 @@ def _build_one(token: str, scope: str | None) -> Augmentation:
         factory = AUGMENTATIONS.get(name, scope)
     except UnknownNameError as err:
         raise SpecError(f"bad augmentation spec token {token.strip()!r}: {err}") from None
+    if p is not None and "p" in _params(factory):
+        kwargs["p"], p = p, None  # the augmentation draws its own per-sample coin (flip)
     try:
         aug = factory(**kwargs)
     except TypeError as err:
-        params = [k for k in inspect.signature(factory).parameters if k != "self"]
+        params = [k for k in _params(factory) if k != "p"]
         raise SpecError(
             f"bad arguments in {token.strip()!r}: {err}; "
             f"{name} takes {', '.join(params) or 'none'} and p"

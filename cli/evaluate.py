@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from anyssl.cli.errors import cli_errors
-from anyssl.cli.report import print_report
+from anyssl.eval import print_report
 
 app = typer.Typer(
     help="Evaluate a checkpoint's encoder (always next to its random init).", no_args_is_help=True

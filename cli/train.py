@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from anyssl.cli.errors import cli_errors
-from anyssl.cli.report import print_report
+from anyssl.eval import print_report
 
 
 def parse_key_values(pairs: list[str] | None) -> dict[str, Any]:

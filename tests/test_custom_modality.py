@@ -70,7 +70,7 @@ register_modality(
 @pytest.mark.parametrize("method", ["simclr", "mocov2"])
 def test_tabular_modality_trains_through_public_api(method: str, tmp_path: Path) -> None:
     result = train(modality="tabular", method=method, epochs=3, batch_size=64,
-                   out=str(tmp_path / method), method_args={"proj_hidden_dim": 64}, lr=0.05)
+                   out=str(tmp_path / method), method_args={"hidden_dim": 64}, lr=0.05)
     lines = (tmp_path / method / "metrics.jsonl").read_text().splitlines()
     assert len(lines) >= 1
     assert result.checkpoint.is_file()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 from torch import nn
@@ -41,7 +43,7 @@ def test_one_layer_is_a_linear_map() -> None:
     head = MLPHead(12, 999, 8, num_layers=1)
     assert _kinds(head) == [nn.Linear]
     x = torch.randn(3, 12)
-    lin = head.layers[0]
+    lin = cast(nn.Linear, head.layers[0])
     torch.testing.assert_close(head(x), x @ lin.weight.T + lin.bias)
     torch.testing.assert_close(head(2 * x) - head(x), head(x) - head(0 * x))  # affine
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ from torch import nn
 from anyssl.momentum import MomentumTarget, cosine_momentum, ema_update
 
 
-def _net(seed: int) -> nn.Module:
+def _net(seed: int) -> Any:  # an nn.Sequential
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
 
@@ -82,11 +84,12 @@ def test_target_gets_no_gradient_and_update_follows_online() -> None:
     (online(x).sum() + target(x).sum()).backward()
     assert all(p.grad is None for p in target.parameters())
     assert all(p.grad is not None for p in online.parameters())
-    old = target.module[0].weight.clone()
+    copied: Any = target.module
+    old = copied[0].weight.clone()
     with torch.no_grad():
         online[0].weight.add_(1.0)
     target.update(0, 10)
-    torch.testing.assert_close(target.module[0].weight, 0.9 * old + 0.1 * online[0].weight)
+    torch.testing.assert_close(copied[0].weight, 0.9 * old + 0.1 * online[0].weight)
     assert target.momentum == 0.9
 
 
@@ -103,3 +106,16 @@ def test_momentum_target_bad_arguments() -> None:
         MomentumTarget(_net(0), schedule="linear")
     with pytest.raises(ValueError):
         MomentumTarget(_net(0), momentum=-0.1)
+
+
+def test_deepcopy_of_a_parent_keeps_the_target_following_the_copied_online() -> None:
+    parent: Any = nn.Module()
+    parent.online = _net(0)
+    parent.target = MomentumTarget(parent.online, momentum=0.5)
+    clone: Any = copy.deepcopy(parent)
+    assert clone.target.online is clone.online and clone.online is not parent.online
+    with torch.no_grad():
+        clone.online[0].weight.fill_(1.0)
+    clone.target.update(0, 1)
+    assert not torch.equal(clone.target.module[0].weight, parent.target.module[0].weight)
+    assert torch.equal(parent.online[0].weight, parent.target.module[0].weight)

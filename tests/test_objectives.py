@@ -24,7 +24,7 @@ def _unit(v: Tensor) -> Tensor:
 
 def _neg_log_softmax(logits: list[Tensor], target: int) -> Tensor:
     """-log(exp(l_target) / sum_j exp(l_j)), written out."""
-    return -(logits[target] - sum(torch.exp(lj) for lj in logits).log())
+    return -(logits[target] - torch.stack([torch.exp(lj) for lj in logits]).sum().log())
 
 
 def ref_info_nce(q, k, temp, negatives=None, key_all=None, rank=0, normalize=True) -> Tensor:
@@ -41,7 +41,7 @@ def ref_info_nce(q, k, temp, negatives=None, key_all=None, rank=0, normalize=Tru
             logits = [qi @ f(kj) / temp for kj in key_all]
             target = rank * q.shape[0] + i
         losses.append(_neg_log_softmax(logits, target))
-    return sum(losses) / len(losses)
+    return torch.stack(losses).mean()
 
 
 def ref_nt_xent(z_a, z_b, temp, z_a_all=None, z_b_all=None, rank=0) -> Tensor:
@@ -58,11 +58,11 @@ def ref_nt_xent(z_a, z_b, temp, z_a_all=None, z_b_all=None, rank=0) -> Tensor:
             cols = [j for j in range(2 * m) if j != own]
             logits = [_unit(anchors[i]) @ cands[j] / temp for j in cols]
             losses.append(_neg_log_softmax(logits, cols.index(pos)))
-    return sum(losses) / len(losses)
+    return torch.stack(losses).mean()
 
 
 def ref_byol(p, z) -> Tensor:
-    return sum(2 - 2 * (_unit(p[i]) @ _unit(z[i])) for i in range(p.shape[0])) / p.shape[0]
+    return torch.stack([2 - 2 * (_unit(p[i]) @ _unit(z[i])) for i in range(p.shape[0])]).mean()
 
 
 def test_info_nce_with_queue_matches_loop() -> None:
@@ -145,14 +145,16 @@ def test_byol_loss_matches_loop_and_normalized_mse() -> None:
 
 def test_float32_inputs_agree_with_float64() -> None:
     q, k, neg = _rand(N, D, seed=1), _rand(N, D, seed=2), _rand(K, D, seed=3)
-    for fn, args in ((info_nce, (q, k, T)), (nt_xent, (q, k, T)), (byol_loss, (q, k))):
-        low = fn(*(a.float() if isinstance(a, Tensor) else a for a in args))
+    pairs = [
+        (info_nce(q.float(), k.float(), T), info_nce(q, k, T)),
+        (info_nce(q.float(), k.float(), T, negatives=neg.float()),
+         info_nce(q, k, T, negatives=neg)),
+        (nt_xent(q.float(), k.float(), T), nt_xent(q, k, T)),
+        (byol_loss(q.float(), k.float()), byol_loss(q, k)),
+    ]
+    for low, high in pairs:
         assert low.dtype == torch.float32
-        torch.testing.assert_close(low.double(), fn(*args), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(
-        info_nce(q.float(), k.float(), T, negatives=neg.float()).double(),
-        info_nce(q, k, T, negatives=neg), rtol=1e-5, atol=1e-5,
-    )
+        torch.testing.assert_close(low.double(), high, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -194,3 +196,16 @@ def test_byol_module_detaches_the_target() -> None:
     p, z = torch.randn(N, D, requires_grad=True), torch.randn(N, D, requires_grad=True)
     BYOLLoss()(p, z).backward()
     assert p.grad is not None and z.grad is None
+
+
+def test_bfloat16_inputs_give_float32_losses() -> None:
+    q, k, neg = torch.randn(N, D), torch.randn(N, D), torch.randn(K, D)
+    b = torch.bfloat16
+    for low, high in [
+        (info_nce(q.to(b), k.to(b), T), info_nce(q, k, T)),
+        (info_nce(q.to(b), k.to(b), T, negatives=neg.to(b)), info_nce(q, k, T, negatives=neg)),
+        (nt_xent(q.to(b), k.to(b), T), nt_xent(q, k, T)),
+        (byol_loss(q.to(b), k.to(b)), byol_loss(q, k)),
+    ]:
+        assert low.dtype == torch.float32
+        torch.testing.assert_close(low, high, rtol=0.05, atol=0.05)

@@ -102,7 +102,7 @@ def hsv_to_rgb(x: Tensor) -> Tensor:
         x: ``B x 3 x H x W``; returns ``B x 3 x H x W``.
     """
     h, s, v = x[:, :1], x[:, 1:2], x[:, 2:]  # each B x 1 x H x W
-    n = torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    n = (5.0 - 2.0 * torch.arange(3, dtype=x.dtype, device=x.device)).view(1, 3, 1, 1)  # 5,3,1
     k = (n + 6.0 * h).remainder(6.0)  # B x 3 x H x W
     return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 

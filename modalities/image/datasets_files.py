@@ -90,6 +90,8 @@ def load_image(file: Path, size: int) -> Tensor:
 
     try:
         with Image.open(file) as im:
+            if im.format == "JPEG":  # decode big JPEGs at a reduced scale still >= size
+                im.draft("RGB", (size, size))
             rgb = _to_rgb(im)
         fitted = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BILINEAR)
     except (OSError, ValueError, SyntaxError) as err:  # UnidentifiedImageError is an OSError

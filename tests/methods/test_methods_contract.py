@@ -26,7 +26,7 @@ OPTIMIZERS = {"sgd", "lars", "adamw"}
 SCHEDULES = {"cosine", "step", "constant"}
 
 
-def _build(name: str, make_parts, seed: int = 0) -> nn.Module:
+def _build(name: str, make_parts, seed: int = 0) -> Any:
     encoder, views = make_parts(seed)
     return METHODS.build(name, encoder=encoder, views=views, **SMALL.get(name, {}))
 
@@ -56,7 +56,7 @@ def test_training_step_returns_scalar_loss_and_detached_logs(name, make_parts, t
 
 @pytest.mark.parametrize("name", NAMES)
 def test_train_defaults_are_complete(name) -> None:
-    defaults = METHODS.get(name).train_defaults
+    defaults: dict[str, Any] = getattr(METHODS.get(name), "train_defaults")  # noqa: B009
     assert {"optimizer", "lr", "weight_decay", "momentum", "schedule", "warmup_epochs"} <= set(
         defaults
     )
@@ -86,7 +86,6 @@ def test_sgd_on_a_fixed_batch_decreases_the_loss(name, make_parts, toy_batch) ->
             for k, v in method.named_buffers():
                 v.copy_(buffers[k])
         losses.append(loss.item())
-    print(name, [round(v, 3) for v in losses])
     assert losses[-1] < 0.9 * losses[0], losses
 
 
@@ -151,3 +150,19 @@ def test_unknown_hyperparameter_raises_type_error(name, make_parts) -> None:
     encoder, views = make_parts()
     with pytest.raises(TypeError):
         METHODS.build(name, encoder=encoder, views=views, not_a_hparam=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bfloat16_autocast_gives_a_float32_loss(name, make_parts, toy_batch) -> None:
+    """The trainer runs training_step under bf16 autocast on GPUs; CPU autocast checks the
+    same dtype mixing (bf16 matmuls, float32 queue and loss)."""
+    method = _build(name, make_parts)
+    buffer_dtypes = {k: v.dtype for k, v in method.named_buffers()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, logs = method.training_step(toy_batch)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert logs["loss"].dtype == torch.float32
+    loss.backward()
+    method.on_step_end(0, 10)
+    assert {k: v.dtype for k, v in method.named_buffers()} == buffer_dtypes
+    assert all(p.dtype == torch.float32 for p in method.parameters())

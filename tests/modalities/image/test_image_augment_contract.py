@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+import anyssl.modalities.image  # noqa: F401  (registers the augmentations)
 from anyssl.registry import AUGMENTATIONS
 from anyssl.types import Augmentation
 from anyssl.views import parse_spec
-
-import anyssl.modalities.image  # noqa: F401  (registers the augmentations)
 
 # spec -> (output side or None for unchanged, draws per-sample randomness)
 SPECS = {

@@ -119,6 +119,6 @@ def test_unreadable_image(tmp_path: Path) -> None:
     assert sorted(files) == ["broken.png", "ok.png"]
     broken = path(tmp_path, "train" if ds.files[0].name == "broken.png" else "test",
                   test_fraction=0.5)
-    with pytest.raises(DataPathError, match="cannot read image .*broken.png") as err:
+    with pytest.raises(DataPathError, match=r"cannot read image .*broken\.png") as err:
         broken[0]
     assert "\n" not in str(err.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import urllib.error
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ class _Offline:
 
 
 class _FakeCifar:
-    calls: list[dict[str, Any]] = []
+    calls: ClassVar[list[dict[str, Any]]] = []
 
     def __init__(self, root: str, train: bool = True, download: bool = False) -> None:
         _FakeCifar.calls.append({"root": root, "train": train, "download": download})
@@ -59,7 +59,8 @@ def test_corrupt_local_files_are_reported(monkeypatch, tmp_path: Path) -> None:
         raise RuntimeError("Dataset not found or corrupted.\nYou can use download=True")
 
     monkeypatch.setattr(tvd, "CIFAR10", corrupt)
-    with pytest.raises(DatasetDownloadError, match=r"nor download it \(Dataset not found or corrupted\.\); offline"):
+    expected = r"nor download it \(Dataset not found or corrupted\.\); offline"
+    with pytest.raises(DatasetDownloadError, match=expected):
         cifar10("test", root=tmp_path)
 
 

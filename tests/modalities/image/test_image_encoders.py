@@ -6,10 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+import anyssl.modalities.image  # noqa: F401  (registers the encoders)
 from anyssl.modalities.image.encoders import IMAGENET_MEAN, IMAGENET_STD, Normalize, SmallCNN
 from anyssl.registry import ENCODERS
-
-import anyssl.modalities.image  # noqa: F401  (registers the encoders)
 
 EXPECTED_DIM = {"smallcnn": 128, "resnet18": 512, "resnet34": 512, "resnet50": 2048}
 
@@ -41,7 +40,7 @@ def test_resnet_stem_is_chosen_by_image_size() -> None:
     off = ENCODERS.build("resnet18", "image", in_channels=3, image_size=32, small_stem=False)
     assert off.net.conv1.kernel_size == (7, 7)
     # the small stem keeps 4x more resolution: 32 px -> 4 x 4 before pooling vs 1 x 1
-    feats = {}
+    feats: dict[int, torch.Size] = {}
     for enc in (small, off):
         enc.net.avgpool.register_forward_hook(lambda m, i, o, e=enc: feats.__setitem__(id(e),
                                                                                       i[0].shape))

@@ -71,8 +71,6 @@ def test_flip_from_spec_flips_half() -> None:
     assert 0.42 < float(flipped) < 0.58
 
 
-@pytest.mark.xfail(strict=True, reason="core parse_spec wraps flip(p=q) in RandomApply(q) on "
-                   "top of Flip's own p=0.5 (effective q/2); needs the core to pass p through")
 def test_flip_spec_probability_is_not_compounded() -> None:
     x = _img(n=400, c=1, h=2, w=3)
     aug = parse_spec("flip(p=0.8)", scope="image")

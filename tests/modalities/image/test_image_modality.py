@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import cast
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from anyssl.modality import Modality, get_modality
 from anyssl.registry import DATASETS, ENCODERS
@@ -26,7 +27,7 @@ def test_digits_to_views_to_features() -> None:
     ds = m.dataset(None, "train")
     enc = m.encoder(None, ds)
     assert enc.out_dim == 128
-    x, y = next(iter(DataLoader(ds, batch_size=8, collate_fn=m.collate)))
+    x, y = next(iter(DataLoader(cast(Dataset, ds), batch_size=8, collate_fn=m.collate)))
     x, y = m.to_device((x, y), torch.device("cpu"), False)
     views = ViewGenerator([parse_spec(s, scope="image") for s in m.recipe("simclr", ds)])
     views.manual_seed(0)

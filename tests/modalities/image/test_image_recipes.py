@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -24,13 +25,23 @@ def _steps(spec: str) -> list:
     return pipe.augmentations
 
 
-def _find(steps: list, kind: type) -> tuple[object, float] | None:
-    """The augmentation of ``kind`` in ``steps`` and its probability."""
+def _lookup(steps: list, kind: type) -> tuple[Any, float] | None:
     for s in steps:
         inner, p = (s.augmentation, s.p) if isinstance(s, RandomApply) else (s, 1.0)
         if isinstance(inner, kind):
             return inner, p
     return None
+
+
+def _find(steps: list, kind: type) -> tuple[Any, float]:
+    """The augmentation of ``kind`` in ``steps`` and its probability (it must be there)."""
+    found = _lookup(steps, kind)
+    assert found is not None, f"no {kind.__name__} in {steps}"
+    return found
+
+
+def _absent(steps: list, kind: type) -> bool:
+    return _lookup(steps, kind) is None
 
 
 @pytest.mark.parametrize("method", ["simclr", "mocov1", "mocov2", "byol", "mocov3", "other"])
@@ -56,7 +67,7 @@ def test_simclr_cifar_and_imagenet_settings() -> None:
     jitter, p = _find(small, ColorJitter)
     assert p == 0.8 and jitter.brightness == pytest.approx((0.6, 1.4))  # strength 0.5
     assert _find(small, Grayscale)[1] == 0.2
-    assert _find(small, GaussianBlur) is None  # SimCLR drops blur on CIFAR
+    assert _absent(small, GaussianBlur)  # SimCLR drops blur on CIFAR
     big = _steps(image_recipe("simclr", _ds(224))[0])
     assert _find(big, ColorJitter)[0].brightness == pytest.approx((0.2, 1.8))  # strength 1.0
     blur, p = _find(big, GaussianBlur)
@@ -68,7 +79,7 @@ def test_mocov1_and_mocov2() -> None:
     assert _find(v1, RandomResizedCrop)[0].scale == (0.2, 1.0)
     jitter, p = _find(v1, ColorJitter)
     assert p == 1.0 and jitter.hue == pytest.approx((-0.4, 0.4))
-    assert _find(v1, Grayscale)[1] == 0.2 and _find(v1, GaussianBlur) is None
+    assert _find(v1, Grayscale)[1] == 0.2 and _absent(v1, GaussianBlur)
     v2 = _steps(image_recipe("moco-v2", _ds(224))[0])
     assert _find(v2, RandomResizedCrop)[0].scale == (0.2, 1.0)
     jitter, p = _find(v2, ColorJitter)
@@ -79,13 +90,13 @@ def test_mocov1_and_mocov2() -> None:
 
 def test_byol_is_asymmetric() -> None:
     one, two = (_steps(s) for s in image_recipe("byol", _ds(224)))
-    assert _find(one, GaussianBlur)[1] == 1.0 and _find(one, Solarize) is None
+    assert _find(one, GaussianBlur)[1] == 1.0 and _absent(one, Solarize)
     assert _find(two, GaussianBlur)[1] == 0.1 and _find(two, Solarize)[1] == 0.2
     jitter, p = _find(one, ColorJitter)
     assert p == 0.8 and jitter.saturation == pytest.approx((0.8, 1.2))
     assert _find(one, RandomResizedCrop)[0].scale == (0.08, 1.0)
     small = [_steps(s) for s in image_recipe("byol", _ds(32))]
-    assert _find(small[0], GaussianBlur) is None and _find(small[1], Solarize)[1] == 0.2
+    assert _absent(small[0], GaussianBlur) and _find(small[1], Solarize)[1] == 0.2
 
 
 def test_unknown_method_falls_back_to_simclr() -> None:
