@@ -4,6 +4,10 @@ The core (this package) imports no modality library; built-in modalities live in
 ``anyssl.modalities`` and register themselves through the ``anyssl.plugins`` entry points.
 """
 
+# Core parts register themselves on import (methods, objectives); modalities come through the
+# ``anyssl.plugins`` entry points on the first registry miss.
+from anyssl import methods as _methods  # noqa: F401
+from anyssl import objectives as _objectives  # noqa: F401
 from anyssl.registry import (
     AUGMENTATIONS,
     DATASETS,
@@ -14,11 +18,6 @@ from anyssl.registry import (
     Registry,
     UnknownNameError,
 )
-
-# Core parts register themselves on import (methods, objectives); modalities come through the
-# ``anyssl.plugins`` entry points on the first registry miss.
-from anyssl import methods as _methods  # noqa: E402,F401
-from anyssl import objectives as _objectives  # noqa: E402,F401
 
 __version__ = "0.1.0"
 

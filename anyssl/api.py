@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from anyssl.build import Parts, build_parts
 from anyssl.eval import embed, evaluate
+from anyssl.modality import SSLDataset
 from anyssl.registry import import_plugin
 from anyssl.train import TrainConfig, Trainer, load_checkpoint
 
@@ -60,6 +62,7 @@ def _parts(cfg: TrainConfig, need_test: bool) -> Parts:
         cfg.method,
         data=cfg.data,
         encoder=cfg.encoder,
+        encoder_args=cfg.encoder_args,
         aug=cfg.aug,
         views=cfg.views,
         method_args=cfg.method_args,
@@ -72,7 +75,7 @@ def _parts(cfg: TrainConfig, need_test: bool) -> Parts:
 def _random_encoder(parts: Parts, cfg: TrainConfig) -> nn.Module:
     """The same encoder at its initial (random) weights: the baseline every report shows."""
     torch.manual_seed(cfg.seed)
-    return parts.modality.encoder(cfg.encoder, parts.train_set)
+    return parts.modality.encoder(cfg.encoder, parts.train_set, **cfg.encoder_args)
 
 
 class _PrintNotes:
@@ -87,14 +90,19 @@ class _PrintNotes:
 
 
 def train(
-    config: TrainConfig | dict[str, Any] | str | Path | None = None, **overrides: Any
+    config: TrainConfig | dict[str, Any] | str | Path | None = None,
+    *,
+    callbacks: Sequence[Any] = (),
+    **overrides: Any,
 ) -> RunResult:
     """Train one run (config object, dict or YAML path, plus keyword overrides), then run the
-    evaluation protocols on the pre-trained and the random-init encoder."""
+    evaluation protocols on the pre-trained and the random-init encoder. ``callbacks`` are
+    trainer callbacks (objects with ``on_fit_start``/``on_step_end``/``on_epoch_end``/
+    ``on_fit_end``, each called with the trainer)."""
     cfg = _config(config, overrides)
     parts = _parts(cfg, need_test=cfg.eval)
     random_encoder = _random_encoder(parts, cfg) if cfg.eval else None
-    run_dir = Path(cfg.out)
+    run_dir = Path(str(cfg.out))
     trainer = Trainer(
         parts.method,
         parts.train_set,
@@ -104,17 +112,16 @@ def train(
         to_device=parts.modality.to_device,
         conv_encoder=parts.modality.conv_encoder,
         modality_name=parts.modality.name,
-        callbacks=(_PrintNotes(parts.notes),),
+        callbacks=(_PrintNotes(parts.notes), *callbacks),
     )
     result = trainer.fit()
     report = None
     if cfg.eval and parts.test_set is not None and random_encoder is not None:
-        encoder = parts.method.encoder  # type: ignore[union-attr]
         report = evaluate(
-            encoder,
+            _encoder_of(parts),
             random_encoder,
-            parts.train_set,
-            parts.test_set,
+            _ds(parts.train_set),
+            _ds(parts.test_set),
             protocols=tuple(cfg.eval_protocols),
             device=trainer.device,
             collate=parts.modality.collate,
@@ -147,7 +154,7 @@ def load_run(checkpoint: str | Path, data: str | None = None) -> LoadedRun:
             f"checkpoint {checkpoint} does not fit its method's shapes on this data "
             f"({str(err)[:120]})"
         ) from None
-    encoder = copy.deepcopy(parts.method.encoder)  # type: ignore[union-attr]
+    encoder = copy.deepcopy(_encoder_of(parts))
     return LoadedRun(cfg, parts, encoder, _random_encoder(parts, cfg))
 
 
@@ -167,8 +174,8 @@ def evaluate_checkpoint(
     return evaluate(
         run.encoder,
         run.random_encoder,
-        run.parts.train_set,
-        run.parts.test_set,
+        _ds(run.parts.train_set),
+        _ds(run.parts.test_set),
         protocols=protocols,
         device=_device(device),
         collate=run.parts.modality.collate,
@@ -190,12 +197,12 @@ def embed_checkpoint(
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be train, test or all, got {split!r}")
     run = load_run(checkpoint, data)
-    sets = {
-        "train": [run.parts.train_set],
-        "test": [run.parts.test_set],
-        "all": [run.parts.train_set, run.parts.test_set],
-    }[split]
-    dataset = ConcatDataset([s for s in sets if s is not None and len(s) > 0])  # type: ignore[misc]
+    train_set, test_set = run.parts.train_set, run.parts.test_set
+    chosen: dict[str, list[SSLDataset | None]] = {
+        "train": [train_set], "test": [test_set], "all": [train_set, test_set],
+    }
+    sets = chosen[split]
+    dataset: Dataset[Any] = ConcatDataset([_ds(s) for s in sets if s is not None and len(s) > 0])
     dev = _device(device)
     return embed(
         run.encoder.to(dev),
@@ -205,6 +212,16 @@ def embed_checkpoint(
         collate=run.parts.modality.collate,
         to_device=run.parts.modality.to_device,
     )
+
+
+def _ds(dataset: SSLDataset | None) -> Dataset[Any]:
+    if dataset is None:
+        raise ValueError("this dataset has no test split to evaluate on")
+    return cast(Dataset[Any], dataset)
+
+
+def _encoder_of(parts: Parts) -> nn.Module:
+    return cast(nn.Module, parts.method.encoder)
 
 
 def _device(device: str | None) -> torch.device:

@@ -110,6 +110,7 @@ def build_parts(
     *,
     data: str | None = None,
     encoder: str | nn.Module | None = None,
+    encoder_args: dict[str, Any] | None = None,
     aug: str | None = None,
     views: int | str | Sequence[Any] | None = None,
     method_args: dict[str, Any] | None = None,
@@ -124,7 +125,7 @@ def build_parts(
     mod.check_method(method)
     train_set = mod.dataset(data, "train", seed=seed)
     test_set = mod.dataset(data, "test", seed=seed) if need_test else None
-    enc = mod.encoder(encoder, train_set)
+    enc = mod.encoder(encoder, train_set, **(encoder_args or {}))
     if not isinstance(getattr(enc, "out_dim", None), int):
         raise ValueError(f"encoder {type(enc).__name__} has no int out_dim; set it at construction")
     view_gen = build_views(mod, method, train_set, aug, views)

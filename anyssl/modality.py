@@ -96,8 +96,16 @@ class Modality:
 
     def encoder(self, spec: Any, dataset: SSLDataset, **kwargs: Any) -> torch.nn.Module:
         """Build an encoder by name (or pass an instance), shaped for ``dataset``."""
-        return ENCODERS.build(spec or self.default_encoder, self.name,
-                              **{**dataset.encoder_kwargs, **kwargs})
+        if not isinstance(spec, (str, type(None))):
+            return spec
+        name = spec or self.default_encoder
+        factory = ENCODERS.get(name, self.name)
+        try:
+            return factory(**{**dataset.encoder_kwargs, **kwargs})
+        except TypeError as err:
+            raise ValueError(
+                f"encoder {name!r} cannot be built with {sorted(kwargs)}: {err}"
+            ) from None
 
 
 def _looks_like_path(spec: str) -> bool:

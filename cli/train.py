@@ -18,7 +18,7 @@ def parse_key_values(pairs: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise ValueError(f"bad --method-arg {pair!r}: expected key=value, e.g. temperature=0.1")
+            raise ValueError(f"bad argument {pair!r}: expected key=value, e.g. temperature=0.1")
         key, value = pair.split("=", 1)
         out[key.strip()] = yaml.safe_load(value)
     return out
@@ -61,6 +61,10 @@ def train_command(
     queue_size: Annotated[
         int | None, typer.Option(min=1, help="MoCo queue size (paper: 65536).")
     ] = None,
+    encoder_arg: Annotated[
+        list[str] | None,
+        typer.Option("--encoder-arg", "-e", help="Encoder argument key=value (repeatable)."),
+    ] = None,
     method_arg: Annotated[
         list[str] | None,
         typer.Option("--method-arg", "-m", help="Method argument key=value (repeatable)."),
@@ -99,6 +103,7 @@ def train_command(
 
     base = TrainConfig.from_yaml(config) if config is not None else TrainConfig()
     method_args = {**base.method_args, **parse_key_values(method_arg)}
+    encoder_args = {**base.encoder_args, **parse_key_values(encoder_arg)}
     if queue_size is not None:
         method_args["queue_size"] = queue_size
     overrides: dict[str, Any] = {
@@ -119,6 +124,7 @@ def train_command(
         "num_workers": num_workers,
         "checkpoint_every": checkpoint_every,
         "method_args": method_args or None,
+        "encoder_args": encoder_args or None,
         "plugins": plugin or None,
         "resume": True if resume else None,
         "compile": True if compile else None,

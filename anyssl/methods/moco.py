@@ -125,7 +125,7 @@ class MoCoV1(MoCo):
         "weight_decay": 1e-4,  # sec. 4
         "momentum": 0.9,  # SGD momentum (sec. 4)
         "schedule": "step",  # x0.1 at epochs 120 and 160 of 200 (sec. 4)
-        "lr_milestones": [0.6, 0.8],  # 120/200 and 160/200
+        "milestones": [0.6, 0.8],  # 120/200 and 160/200
         "warmup_epochs": 0,  # no warmup (sec. 4)
     }
 

@@ -46,6 +46,7 @@ class TrainConfig:
     method: str = "mocov2"  # registered method name (anyssl list methods)
     data: str | None = None  # dataset name or path; None: the modality's default (offline) data
     encoder: str | None = None  # encoder name; None: the modality's default encoder
+    encoder_args: dict[str, Any] = field(default_factory=dict)  # encoder kwargs (width, ...)
     epochs: int = 100  # passes over the training set
     max_steps: int | None = None  # optimizer steps; when set it overrides epochs
     batch_size: int = 256  # samples per optimizer step (one device)

@@ -285,7 +285,7 @@ class Trainer:
 #: Config keys that must not change for a resumed run to match an uninterrupted one.
 _SAME_ON_RESUME = ("batch_size", "seed", "lr", "optimizer", "weight_decay", "momentum",
                    "schedule", "warmup_epochs", "grad_clip", "aug", "views", "method_args",
-                   "epochs", "max_steps")
+                   "encoder_args", "epochs", "max_steps")
 
 
 def _plain(v: Any) -> bool:

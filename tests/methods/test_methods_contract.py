@@ -60,10 +60,13 @@ def test_train_defaults_are_complete(name) -> None:
     assert {"optimizer", "lr", "weight_decay", "momentum", "schedule", "warmup_epochs"} <= set(
         defaults
     )
+    # the trainer reads only these keys; a misspelt one would be silently ignored
+    assert set(defaults) <= {"optimizer", "lr", "weight_decay", "momentum", "schedule",
+                             "warmup_epochs", "milestones"}
     assert defaults["optimizer"] in OPTIMIZERS and defaults["schedule"] in SCHEDULES
     assert defaults["lr"] > 0 and defaults["weight_decay"] >= 0 and defaults["warmup_epochs"] >= 0
     if defaults["schedule"] == "step":
-        assert all(0 < f < 1 for f in defaults["lr_milestones"])
+        assert all(0 < f < 1 for f in defaults["milestones"])
 
 
 @pytest.mark.parametrize("name", NAMES)
