@@ -102,6 +102,9 @@ def train(
     cfg = _config(config, overrides)
     parts = _parts(cfg, need_test=cfg.eval)
     random_encoder = _random_encoder(parts, cfg) if cfg.eval else None
+    if cfg.epochs is None:  # a small embedded dataset suggests a run of about a minute on CPU
+        suggested = getattr(parts.train_set, "suggested_epochs", DEFAULT_EPOCHS)
+        cfg = cfg.merged({"epochs": int(suggested)})
     run_dir = Path(str(cfg.out))
     trainer = Trainer(
         parts.method,

@@ -15,7 +15,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,12 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions (median kept)")
     p.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
     p.add_argument("--quick", action="store_true", help="a small, fast configuration (smoke run)")
+    p.add_argument("--max-contention", type=float, default=CONTENTION_LIMIT,
+                   help="rerun a measurement when other processes used more than this share "
+                        f"of the CPU during it (default {CONTENTION_LIMIT})")
+    p.add_argument("--retries", type=int, default=2, help="reruns per measurement (default 2)")
+    p.add_argument("--max-wait", type=float, default=120.0,
+                   help="seconds to wait for a quiet machine before each try (default 120)")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON file to write (default: benchmarks/results/<script>-<device>.json)")
     return p
@@ -122,7 +128,8 @@ def _tree_seconds(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        # utime, stime, and cutime, cstime of children already waited for
+        total = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
         for task in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{task}/children") as f:
                 total += sum(_tree_seconds(int(c)) for c in f.read().split())
@@ -151,12 +158,32 @@ class Contention:
         self.other = round(min(1.0, max(0.0, others / span)), 3) if span > 0 else None
 
 
-@contextlib.contextmanager
-def watch(results: list[float | None]) -> Iterator[None]:
-    """Append the block's ``Contention.other`` to ``results``."""
+def others_share(seconds: float = 1.0) -> float:
+    """Share of the CPU that other processes use over the next ``seconds`` (we sit idle)."""
     with Contention() as c:
-        yield
-    results.append(c.other)
+        time.sleep(seconds)
+    return c.other or 0.0
+
+
+def clean_run(fn: Callable[[], Any], args: argparse.Namespace,
+              contention: list[float | None]) -> Any:
+    """``fn()`` run when the machine is quiet, rerun while other processes took more than
+    ``args.max_contention`` of the CPU during it (at most ``args.retries`` times).
+
+    Before each try, waits up to ``args.max_wait`` seconds for others' share of the CPU to drop
+    below the limit. The contention of the kept run is appended to ``contention``.
+    """
+    for attempt in range(args.retries + 1):
+        deadline = time.monotonic() + args.max_wait
+        while others_share() > args.max_contention and time.monotonic() < deadline:
+            time.sleep(4.0)
+        with Contention() as c:
+            out = fn()
+        if c.other is None or c.other <= args.max_contention or attempt == args.retries:
+            break
+        print(f"  (other processes used {c.other:.0%} of the CPU; measuring again)", flush=True)
+    contention.append(c.other)
+    return out
 
 
 def contention_note(values: Sequence[float | None]) -> str:

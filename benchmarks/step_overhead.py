@@ -22,6 +22,7 @@ import torch
 from _common import (
     autocast,
     build_run,
+    clean_run,
     common_parser,
     contention_note,
     int_list,
@@ -33,7 +34,6 @@ from _common import (
     timed,
     train_step,
     uint8_batch,
-    watch,
 )
 from torch import Tensor, nn
 
@@ -82,17 +82,23 @@ def measure(method: str, size: int, args: argparse.Namespace, device: torch.devi
         fixed = FixedViews([v.contiguous() for v in views_gen(x)])
     n_grad, n_nograd = BARE_PASSES[method]
     times: dict[str, list[float]] = {"step": [], "step_fixed_views": [], "bare": []}
-    for r in range(args.warmup + args.repeats):
+    bare_fn = functools.partial(bare_passes, encoder, target, fixed.views, n_grad, n_nograd,
+                                device, args.precision)
+
+    def round_(step_index: int) -> tuple[float, float, float]:
         run = functools.partial(train_step, m, opt, sched, x, device=device,
                                 precision=args.precision)
-        with watch(contention):
-            bare = timed(functools.partial(bare_passes, encoder, target, fixed.views, n_grad,
-                                           n_nograd, device, args.precision), device)
-            m.views = views_gen
-            step = timed(functools.partial(run, step=2 * r), device)
-            m.views = fixed
-            pre = timed(functools.partial(run, step=2 * r + 1), device)
-            m.views = views_gen
+        bare = timed(bare_fn, device)
+        m.views = views_gen
+        step = timed(functools.partial(run, step=2 * step_index), device)
+        m.views = fixed
+        pre = timed(functools.partial(run, step=2 * step_index + 1), device)
+        m.views = views_gen
+        return step, pre, bare
+
+    for r in range(args.warmup + args.repeats):
+        kept = contention if r >= args.warmup else []
+        step, pre, bare = clean_run(functools.partial(round_, r), args, kept)
         print(f"  {method} repeat {r}: step {step:.3f}s, views precomputed {pre:.3f}s, "
               f"bare {bare:.3f}s", flush=True)
         if r >= args.warmup:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from _common import (
     autocast,
+    clean_run,
     common_parser,
     contention_note,
     int_list,
@@ -35,7 +36,6 @@ from _common import (
     stored_size,
     str_list,
     timed,
-    watch,
 )
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -119,10 +119,8 @@ def baseline(images: Tensor, views: ViewGenerator, as_pil: bool, args: argparse.
 
     for _ in range(args.warmup):  # the first epoch also starts the workers
         epoch()
-    times = []
-    for _ in range(args.repeats):
-        with watch(contention):
-            times.append(timed(epoch, torch.device("cpu")))
+    cpu = torch.device("cpu")
+    times = [clean_run(lambda: timed(epoch, cpu), args, contention) for _ in range(args.repeats)]
     return n / median(times)
 
 
@@ -142,10 +140,8 @@ def ours(images: Tensor, views: ViewGenerator, device: torch.device, args: argpa
 
     for _ in range(args.warmup):
         run()
-    times = []
-    for _ in range(args.repeats):
-        with watch(contention):
-            times.append(timed(run, device))
+    times = [clean_run(lambda: timed(run, device), args, contention)
+             for _ in range(args.repeats)]
     return args.batch_size / median(times)
 
 

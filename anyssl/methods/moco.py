@@ -52,6 +52,9 @@ class MoCo(nn.Module):
         temperature: 0.2 (v2); 0.07 in v1.
         momentum: key encoder momentum m, 0.999 (v1 sec. 4), constant.
         symmetric: symmetrized loss (the MoCo CIFAR-10 demo), off in the papers.
+        head_bn: BatchNorm after the MLP head's hidden layer (as SimCLR and MoCo v3 heads have);
+            off in the v2 reference code. It spreads the keys of a freshly initialised encoder
+            (post-ReLU pooled features have pairwise cosine ~0.9), which short runs need.
     """
 
     train_defaults: ClassVar[dict[str, Any]] = {
@@ -75,6 +78,7 @@ class MoCo(nn.Module):
         temperature: float = 0.2,
         momentum: float = 0.999,
         symmetric: bool = False,
+        head_bn: bool = False,
     ) -> None:
         super().__init__()
         check_views(views, type(self).__name__, exactly=2)
@@ -83,7 +87,7 @@ class MoCo(nn.Module):
         self.encoder, self.views, self.symmetric = encoder, views, symmetric
         in_dim = encoder_dim(encoder)
         layers = 2 if head == "mlp" else 1
-        self.head = MLPHead(in_dim, hidden_dim or in_dim, out_dim, layers, batch_norm=False)
+        self.head = MLPHead(in_dim, hidden_dim or in_dim, out_dim, layers, batch_norm=head_bn)
         self.key_encoder = MomentumTarget(nn.Sequential(self.encoder, self.head), momentum)
         self.queue = Queue(queue_size, out_dim)
         self.loss = InfoNCELoss(temperature)

@@ -38,6 +38,10 @@ class ConfigError(ValueError):
     """A config key or value that is not valid; the message lists the valid choices."""
 
 
+#: Training length when neither the config nor the dataset (``suggested_epochs``) gives one.
+DEFAULT_EPOCHS = 100
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs; ``None`` fields take the modality's or method's default."""
@@ -47,7 +51,7 @@ class TrainConfig:
     data: str | None = None  # dataset name or path; None: the modality's default (offline) data
     encoder: str | None = None  # encoder name; None: the modality's default encoder
     encoder_args: dict[str, Any] = field(default_factory=dict)  # encoder kwargs (width, ...)
-    epochs: int = 100  # passes over the training set
+    epochs: int | None = None  # passes over the data; None: the dataset's suggestion, else 100
     max_steps: int | None = None  # optimizer steps; when set it overrides epochs
     batch_size: int = 256  # samples per optimizer step (one device)
     lr: float | None = None  # learning rate as used; None: method base lr * batch_size / 256
@@ -218,10 +222,11 @@ def resolve_defaults(config: TrainConfig, method_defaults: dict[str, Any] | None
         "momentum": config.momentum, "schedule": sched,
         "milestones": [float(m) for m in defaults["milestones"]],
     }
+    epochs = config.epochs or DEFAULT_EPOCHS
     if steps_per_epoch is None:
-        total_epochs = float(config.epochs) if config.max_steps is None else None
+        total_epochs = float(epochs) if config.max_steps is None else None
     else:
-        total_steps = config.max_steps or config.epochs * steps_per_epoch
+        total_steps = config.max_steps or epochs * steps_per_epoch
         total_epochs = total_steps / steps_per_epoch
         out["total_steps"] = total_steps
     warmup = config.warmup_epochs

@@ -1,0 +1,78 @@
+"""Contract tests over the registries: every built-in modality, and every encoder, dataset,
+augmentation and method it serves, gets these checks for free when it registers."""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import entry_points
+from typing import Any
+
+import pytest
+import torch
+
+from anyssl.build import build_views
+from anyssl.modality import get_modality
+from anyssl.registry import (
+    AUGMENTATIONS,
+    DATASETS,
+    ENCODERS,
+    METHODS,
+    MODALITIES,
+    OBJECTIVES,
+    Registry,
+)
+
+BUILTIN = sorted(ep.name for ep in entry_points(group="anyssl.plugins"))
+ALL_REGISTRIES = [MODALITIES, METHODS, ENCODERS, AUGMENTATIONS, OBJECTIVES, DATASETS]
+
+
+def small_batch(modality: str, n: int = 8) -> tuple[Any, Any]:
+    mod = get_modality(modality)
+    data = mod.dataset(None, "train")
+    return mod.collate([data[i] for i in range(n)]), data
+
+
+@pytest.mark.parametrize("registry", ALL_REGISTRIES, ids=lambda r: r.kind)
+def test_every_entry_has_a_description(registry: Registry[Any]) -> None:
+    for entry in registry.entries(all_scopes=True):
+        assert entry.description.strip(), f"{registry.kind} {entry.name} has no description"
+
+
+@pytest.mark.parametrize("modality", BUILTIN)
+def test_default_dataset_yields_labelled_pairs(modality: str) -> None:
+    mod = get_modality(modality)
+    assert mod.name == modality
+    for split in ("train", "test"):
+        data = mod.dataset(None, split)
+        assert len(data) > 0 and isinstance(data.encoder_kwargs, dict)
+        _, label = data[0]
+        assert isinstance(label, int) and (data.num_classes is None or label < data.num_classes)
+
+
+@pytest.mark.parametrize("modality", BUILTIN)
+def test_every_encoder_fixes_out_dim_at_construction(modality: str) -> None:
+    (x, _), data = small_batch(modality, n=4)
+    for name in ENCODERS.names(modality):
+        enc = get_modality(modality).encoder(name, data).eval()
+        assert isinstance(enc.out_dim, int) and enc.out_dim > 0, name
+        with torch.no_grad():
+            out = enc(x)
+        assert out.shape == (4, enc.out_dim), name
+
+
+@pytest.mark.parametrize("modality", BUILTIN)
+def test_every_method_trains_a_step_on_default_data(modality: str) -> None:
+    mod = get_modality(modality)
+    (x, y), data = small_batch(modality)
+    for method in METHODS.names():
+        mod.check_method(method)
+        torch.manual_seed(0)
+        params = inspect.signature(METHODS.get(method)).parameters
+        small = {k: v for k, v in {"hidden_dim": 32, "pred_hidden_dim": 32,
+                                    "queue_size": 64}.items() if k in params}
+        model = METHODS.build(method, encoder=mod.encoder(None, data),
+                              views=build_views(mod, method, data), **small)
+        loss, logs = model.training_step((x, y))
+        assert loss.ndim == 0 and torch.isfinite(loss), method
+        loss.backward()
+        assert all(not v.requires_grad for v in logs.values()), method
