@@ -25,6 +25,7 @@ from anyssl.eval import embed, evaluate
 from anyssl.modality import SSLDataset
 from anyssl.registry import import_plugin
 from anyssl.train import TrainConfig, Trainer, load_checkpoint
+from anyssl.train.config import DEFAULT_EPOCHS
 
 __all__ = ["RunResult", "embed_checkpoint", "evaluate_checkpoint", "load_run", "train"]
 
@@ -103,8 +104,8 @@ def train(
     parts = _parts(cfg, need_test=cfg.eval)
     random_encoder = _random_encoder(parts, cfg) if cfg.eval else None
     if cfg.epochs is None:  # a small embedded dataset suggests a run of about a minute on CPU
-        suggested = getattr(parts.train_set, "suggested_epochs", DEFAULT_EPOCHS)
-        cfg = cfg.merged({"epochs": int(suggested)})
+        suggested = getattr(parts.train_set, "suggested_epochs", None)
+        cfg = cfg.merged({"epochs": int(suggested or DEFAULT_EPOCHS)})
     run_dir = Path(str(cfg.out))
     trainer = Trainer(
         parts.method,

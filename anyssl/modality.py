@@ -21,7 +21,8 @@ class SSLDataset(Protocol):
     """A map-style dataset of ``(input, label)`` pairs (label ``-1`` when unknown).
 
     ``encoder_kwargs`` are the shape facts an encoder needs at construction (``in_channels``,
-    ``image_size``, ``in_dim`` ...); ``num_classes`` is None for unlabeled data.
+    ``image_size``, ``in_dim`` ...); ``num_classes`` is None for unlabeled data. A dataset may
+    also carry ``suggested_epochs`` (an int): the run length used when the config sets none.
     """
 
     encoder_kwargs: dict[str, Any]

@@ -175,7 +175,7 @@ def profile_top(images: Tensor, views: ViewGenerator, device: torch.device,
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof, autocast(device, args.precision):
         views(x)
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return str(prof.key_averages().table(sort_by=key, row_limit=top))
 
 

@@ -58,6 +58,23 @@ def as_labels(y: ArrayLike | Tensor, n: int, name: str = "labels") -> Tensor:
     return t
 
 
+def as_split(
+    train_x: ArrayLike | Tensor, train_y: ArrayLike | Tensor,
+    test_x: ArrayLike | Tensor, test_y: ArrayLike | Tensor, device: torch.device,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Checked features (CPU, float32) and labels (on ``device``) of a train/test split.
+
+    Shape:
+        train_x: N x D, train_y: N, test_x: M x D, test_y: M (the same D).
+    """
+    xtr, xte = as_features(train_x, "train_x"), as_features(test_x, "test_x")
+    if xtr.shape[1] != xte.shape[1]:
+        raise ValueError(f"train_x has {xtr.shape[1]} features but test_x {xte.shape[1]}")
+    ytr = as_labels(train_y, xtr.shape[0], "train_y").to(device)
+    yte = as_labels(test_y, xte.shape[0], "test_y").to(device)
+    return xtr, ytr, xte, yte
+
+
 def topk_accuracies(scores: Tensor, labels: Tensor) -> dict[str, float]:
     """Top-1 (and top-5 when there are more than 5 classes) accuracy of class scores.
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from anyssl.eval.embed import as_features, as_labels, resolve_device, topk_accuracies
+from anyssl.eval.embed import as_split, resolve_device, topk_accuracies
 
 
 def knn_scores(
@@ -63,11 +63,7 @@ def knn_classify(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     dev = resolve_device(device)
-    bank, query = as_features(train_x, "train_x"), as_features(test_x, "test_x")
-    if bank.shape[1] != query.shape[1]:
-        raise ValueError(f"train_x has {bank.shape[1]} features but test_x {query.shape[1]}")
-    bank_labels = as_labels(train_y, bank.shape[0], "train_y").to(dev)
-    query_labels = as_labels(test_y, query.shape[0], "test_y").to(dev)
+    bank, bank_labels, query, query_labels = as_split(train_x, train_y, test_x, test_y, dev)
     num_classes = int(max(bank_labels.max(), query_labels.max())) + 1
     k = min(k, bank.shape[0])
     bank = F.normalize(bank.to(dev), dim=1)  # N x D

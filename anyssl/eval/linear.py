@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from anyssl.eval.embed import as_features, as_labels, resolve_device, topk_accuracies
+from anyssl.eval.embed import as_split, resolve_device, topk_accuracies
 
 #: weight_decay values tried when none is given (1e-6 .. 1e-1; Kornblith et al. search a wider
 #: 45-point range, 1e-6 .. 1e5, over a differently scaled objective).
@@ -126,11 +126,7 @@ def linear_probe(
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1; got {max_iter}")
     dev = resolve_device(device)
-    xtr, xte = as_features(train_x, "train_x"), as_features(test_x, "test_x")
-    if xtr.shape[1] != xte.shape[1]:
-        raise ValueError(f"train_x has {xtr.shape[1]} features but test_x {xte.shape[1]}")
-    ytr = as_labels(train_y, xtr.shape[0], "train_y").to(dev)
-    yte = as_labels(test_y, xte.shape[0], "test_y").to(dev)
+    xtr, ytr, xte, yte = as_split(train_x, train_y, test_x, test_y, dev)
     num_classes = int(max(ytr.max(), yte.max())) + 1
     xtr, xte = standardize(xtr.to(dev), xte.to(dev))
     if weight_decay is None:
