@@ -91,6 +91,37 @@ def _select(mask: Tensor, new: Any, old: Any) -> Any:
     return torch.where(m, new, old)
 
 
+def _apply_where(
+    aug: Augmentation, x: Any, mask: Tensor, generator: torch.Generator | None, out: Any
+) -> Any:
+    """``out`` with the samples where ``mask`` (``B`` bool) holds replaced by ``aug(x)``.
+
+    On the CPU only the chosen samples are transformed (compute is the bottleneck there). On an
+    accelerator the whole batch is transformed and selected with ``torch.where``: a subset's
+    size is data-dependent and would make the host wait for the device.
+    """
+    if not isinstance(x, Tensor):
+        if not isinstance(aug, MaskedAugmentation):
+            raise TypeError(f"{aug!r} needs apply_masked() for per-sample non-tensor batches")
+        return aug.apply_masked(out, mask, generator)
+    if x.device.type != "cpu":
+        return _select(mask, aug(x, generator), out)
+    idx = mask.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return out
+    new = aug(x.index_select(0, idx), generator)
+    if new.shape[1:] != out.shape[1:]:
+        raise ValueError(
+            f"RandomApply/OneOf need shape-preserving augmentations; got {tuple(out.shape[1:])} "
+            f"-> {tuple(new.shape[1:])} (put resizing ones such as crop outside them)"
+        )
+    if out.dtype == new.dtype:
+        base = out.clone()  # never modify the caller's batch in place
+    else:
+        base = out.to(new.dtype) / 255.0 if out.dtype == torch.uint8 else out.to(new.dtype)
+    return base.index_copy_(0, idx, new)
+
+
 class Identity:
     """Returns the batch unchanged."""
 
@@ -131,9 +162,7 @@ class RandomApply:
         if self.p == 1.0:
             return self.augmentation(x, generator)
         mask = torch.rand(batch_size(x), generator=generator, device=batch_device(x)) < self.p
-        if isinstance(self.augmentation, MaskedAugmentation) and not isinstance(x, Tensor):
-            return self.augmentation.apply_masked(x, mask, generator)
-        return _select(mask, self.augmentation(x, generator), x)
+        return _apply_where(self.augmentation, x, mask, generator, x)
 
     def __repr__(self) -> str:
         return f"{self.augmentation!r}[p={self.p}]"
@@ -156,11 +185,7 @@ class OneOf:
         )
         out = x
         for i, aug in enumerate(self.augmentations):
-            mask = choice == i
-            if isinstance(aug, MaskedAugmentation) and not isinstance(x, Tensor):
-                out = aug.apply_masked(out, mask, generator)
-            else:
-                out = _select(mask, aug(x, generator), out)
+            out = _apply_where(aug, x, choice == i, generator, out)
         return out
 
     def __repr__(self) -> str:

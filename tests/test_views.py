@@ -55,6 +55,30 @@ def test_random_apply_is_per_sample() -> None:
     assert torch.all(out == out[:, :1])  # whole sample flipped, not single features
 
 
+class ToFloatNegate:
+    """Converts uint8 to float [0, 1] and negates (a dtype-changing augmentation)."""
+
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return -(x.float() / 255.0)
+
+
+def test_random_apply_leaves_the_input_alone_and_converts_dtype() -> None:
+    x = torch.full((50, 2), 255, dtype=torch.uint8)
+    out = RandomApply(ToFloatNegate(), p=0.5)(x, gen(3))
+    assert torch.equal(x, torch.full((50, 2), 255, dtype=torch.uint8))  # copy, not in place
+    assert out.dtype == torch.float32
+    assert set(out[:, 0].tolist()) == {1.0, -1.0}  # unselected samples rescaled to [0, 1]
+
+
+def test_random_apply_rejects_shape_changes() -> None:
+    class Shrink:
+        def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+            return x[:, :1]
+
+    with pytest.raises(ValueError, match="shape-preserving"):
+        RandomApply(Shrink(), p=0.5)(torch.ones(64, 2), gen(0))
+
+
 def test_random_apply_bounds() -> None:
     x = torch.ones(8, 2)
     assert torch.equal(RandomApply(Negate(), p=0.0)(x, gen(0)), x)
