@@ -6,6 +6,7 @@ with ``scope=<modality name>``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -110,7 +111,7 @@ class Modality:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return any(c in spec for c in "/\\.~") or spec.startswith("file:")
+    return os.path.exists(spec) or any(c in spec for c in "/\\.~")
 
 
 def get_modality(name: str | Modality) -> Modality:
