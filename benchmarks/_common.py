@@ -59,7 +59,7 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small, fast configuration (smoke run)")
     p.add_argument("--max-contention", type=float, default=CONTENTION_LIMIT,
                    help="rerun a measurement when other processes used more than this share "
-                        f"of the CPU during it (default {CONTENTION_LIMIT})")
+                        f"of the cores it leaves free (default {CONTENTION_LIMIT})")
     p.add_argument("--retries", type=int, default=2, help="reruns per measurement (default 2)")
     p.add_argument("--max-wait", type=float, default=120.0,
                    help="seconds to wait for a quiet machine before each try (default 120)")
@@ -165,35 +165,45 @@ def others_share(seconds: float = 1.0) -> float:
     return c.other or 0.0
 
 
+def contention_limit(args: argparse.Namespace, cores: int | None = None) -> float:
+    """Others' CPU share tolerated: ``args.max_contention`` plus the share of the machine's
+    cores that a measurement on ``cores`` cores (default ``args.threads``) leaves free."""
+    spare = max(0.0, 1.0 - (cores or args.threads) / (os.cpu_count() or 1))
+    return float(args.max_contention) + spare
+
+
 def clean_run(fn: Callable[[], Any], args: argparse.Namespace,
-              contention: list[float | None]) -> Any:
+              contention: list[float | None], cores: int | None = None) -> Any:
     """``fn()`` run when the machine is quiet, rerun while other processes took more than
-    ``args.max_contention`` of the CPU during it (at most ``args.retries`` times).
+    ``args.max_contention`` of the cores ``fn`` does not use (``cores``, default
+    ``args.threads``) during it, at most ``args.retries`` times.
 
     Before each try, waits up to ``args.max_wait`` seconds for others' share of the CPU to drop
-    below the limit. The contention of the kept run is appended to ``contention``.
+    below that limit. The contention of the kept run is appended to ``contention``.
     """
+    limit = contention_limit(args, cores)
     for attempt in range(args.retries + 1):
         deadline = time.monotonic() + args.max_wait
-        while others_share() > args.max_contention and time.monotonic() < deadline:
+        while others_share() > limit and time.monotonic() < deadline:
             time.sleep(4.0)
         with Contention() as c:
             out = fn()
-        if c.other is None or c.other <= args.max_contention or attempt == args.retries:
+        if c.other is None or c.other <= limit or attempt == args.retries:
             break
         print(f"  (other processes used {c.other:.0%} of the CPU; measuring again)", flush=True)
     contention.append(c.other)
     return out
 
 
-def contention_note(values: Sequence[float | None]) -> str:
-    """A one-line verdict on the contention seen during a run."""
+def contention_note(values: Sequence[float | None], limit: float) -> str:
+    """A one-line verdict on the contention seen during a run (``limit``: the tolerated share)."""
     seen = [v for v in values if v is not None]
     if not seen:
         return "contention: not measured"
     worst = max(seen)
-    verdict = "OK" if worst <= CONTENTION_LIMIT else "HIGH: rerun on an idle machine"
-    return f"contention (others' share of CPU time): max {worst:.2f}, {verdict}"
+    verdict = "OK" if worst <= limit else "HIGH: rerun on an idle machine"
+    return (f"contention (other processes' share of the CPU): max {worst:.2f}, "
+            f"limit {limit:.2f}, {verdict}")
 
 
 # ---- machine and output -------------------------------------------------------------------------

@@ -5,10 +5,11 @@ loss, queue, optimizer and lr schedule, EMA update. Bare: only the encoder passe
 beforehand -- SimCLR 2 forward+backward; MoCo 1 forward+backward + 1 forward without grad (the
 key encoder); BYOL 2 forward+backward + 2 without grad (the target). The step is also timed
 with its views made beforehand, so what the views cost and what the rest costs show apart.
-The three timings are interleaved within each repeat so a change of load hits all of them.
+The three timings are interleaved within each repeat, in an order rotated from repeat to
+repeat, so a change of load or clock hits all of them alike.
 
-    .venv/bin/python benchmarks/step_overhead.py            # ResNet-18, 32 px, batch 256, CPU
-    .venv/bin/python benchmarks/step_overhead.py --quick    # batch 32, simclr + mocov2, < 1 min
+    .venv/bin/python benchmarks/step_overhead.py           # ResNet-18, 32 px, batch 256: ~4 min
+    .venv/bin/python benchmarks/step_overhead.py --quick   # batch 32: < 1 min
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from _common import (
     build_run,
     clean_run,
     common_parser,
+    contention_limit,
     contention_note,
     int_list,
     markdown_table,
@@ -85,24 +87,28 @@ def measure(method: str, size: int, args: argparse.Namespace, device: torch.devi
     bare_fn = functools.partial(bare_passes, encoder, target, fixed.views, n_grad, n_nograd,
                                 device, args.precision)
 
-    def round_(step_index: int) -> tuple[float, float, float]:
-        run = functools.partial(train_step, m, opt, sched, x, device=device,
-                                precision=args.precision)
-        bare = timed(bare_fn, device)
-        m.views = views_gen
-        step = timed(functools.partial(run, step=2 * step_index), device)
-        m.views = fixed
-        pre = timed(functools.partial(run, step=2 * step_index + 1), device)
-        m.views = views_gen
-        return step, pre, bare
+    def run(kind: str, step_index: int) -> float:
+        if kind == "bare":
+            return timed(bare_fn, device)
+        m.views = views_gen if kind == "step" else fixed
+        try:
+            return timed(functools.partial(train_step, m, opt, sched, x, step_index, device,
+                                           args.precision), device)
+        finally:
+            m.views = views_gen
+
+    def round_(r: int) -> dict[str, float]:
+        kinds = list(times)  # rotated each round: no kind always runs first
+        order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+        return {k: run(k, 2 * r + (k == "step_fixed_views")) for k in order}
 
     for r in range(args.warmup + args.repeats):
         kept = contention if r >= args.warmup else []
-        step, pre, bare = clean_run(functools.partial(round_, r), args, kept)
-        print(f"  {method} repeat {r}: step {step:.3f}s, views precomputed {pre:.3f}s, "
-              f"bare {bare:.3f}s", flush=True)
+        t = clean_run(functools.partial(round_, r), args, kept)
+        print(f"  {method} repeat {r}: step {t['step']:.3f}s, views precomputed "
+              f"{t['step_fixed_views']:.3f}s, bare {t['bare']:.3f}s", flush=True)
         if r >= args.warmup:
-            for k, v in zip(times, (step, pre, bare), strict=True):
+            for k, v in t.items():
                 times[k].append(v)
     med = {k: median(v) for k, v in times.items()}
     return {"method": method, "size": size, "passes": {"grad": n_grad, "no_grad": n_nograd},
@@ -113,14 +119,14 @@ def measure(method: str, size: int, args: argparse.Namespace, device: torch.devi
 def main() -> None:
     p = common_parser(__doc__.splitlines()[0])
     p.add_argument("--methods", type=str_list, default=None,
-                   help="comma-separated (default: simclr,mocov2,byol)")
+                   help="comma-separated, of simclr, mocov1, mocov2, byol "
+                        "(default: simclr,mocov2)")
     p.add_argument("--encoder", default="resnet18", help="image encoder (default: resnet18)")
     p.add_argument("--sizes", "--size", type=int_list, default=[32],
                    help="view sizes in px (default: 32; ResNets get the small stem below 64)")
     p.add_argument("--batch-size", type=int, default=None, help="default 256 (quick: 32)")
     args = p.parse_args()
-    args.methods = args.methods or (["simclr", "mocov2"] if args.quick
-                                    else ["simclr", "mocov2", "byol"])
+    args.methods = args.methods or ["simclr", "mocov2"]
     args.batch_size = args.batch_size or (32 if args.quick else 256)
     args.repeats = args.repeats or (2 if args.quick else 3)
     device = setup(args)
@@ -139,7 +145,7 @@ def main() -> None:
     headers = ["method", "encoder", "size", "batch", "passes (fwd+bwd + fwd)", "step s",
                "step, views precomputed s", "bare encoder s", "views s", "step / bare",
                "precomputed / bare", f"<= {TARGET}"]
-    notes = [contention_note(contention)]
+    notes = [contention_note(contention, contention_limit(args))]
     save("step_overhead", args, device, markdown_table(headers, rows),
          {"rows": results, "contention": contention}, notes)
 

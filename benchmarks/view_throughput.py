@@ -26,6 +26,7 @@ from _common import (
     autocast,
     clean_run,
     common_parser,
+    contention_limit,
     contention_note,
     int_list,
     markdown_table,
@@ -120,7 +121,8 @@ def baseline(images: Tensor, views: ViewGenerator, as_pil: bool, args: argparse.
     for _ in range(args.warmup):  # the first epoch also starts the workers
         epoch()
     cpu = torch.device("cpu")
-    times = [clean_run(lambda: timed(epoch, cpu), args, contention) for _ in range(args.repeats)]
+    times = [clean_run(lambda: timed(epoch, cpu), args, contention, cores=max(1, args.workers))
+             for _ in range(args.repeats)]
     return n / median(times)
 
 
@@ -233,7 +235,7 @@ def main() -> None:
             print(profile_top(images, views, device, args))
     headers = ["size", "stored", "batch", "ours img/s", "tv tensor img/s", "tv PIL img/s",
                "ours / best tv", f">= {TARGET:g}x"]
-    notes.append(contention_note(contention))
+    notes.append(contention_note(contention, contention_limit(args)))
     results_all = {"method": args.method, "rows": results, "contention": contention}
     save("view_throughput", args, device, markdown_table(headers, rows), results_all, notes)
 

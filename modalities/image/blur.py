@@ -3,6 +3,14 @@
 The kernel is about 10% of the image side, odd (SimCLR: 23 px at 224 px), and every sample gets
 its own sigma ~ U(``sigma``). The blur is separable: two grouped 1-D convolutions, one group per
 (sample, channel), on the reflect-padded batch (torchvision's padding).
+
+On the CPU the batch goes through in chunks of about ``CPU_CHUNK_VALUES`` values: the padded
+and half-blurred temporaries then stay in cache and in memory the allocator reuses, instead of
+fresh pages for three batch-sized buffers (2-3x faster at 224 px). Of the layouts measured
+there (oneDNN), this one was the fastest: channels-last convolutions (the layout changes cost
+more than they save), ``conv1d`` with one group per row, banded or block-banded matrix products
+(2-4x the arithmetic), an FFT, and zero padding inside the convolution with a reflect
+correction at the borders were all as slow or slower.
 """
 
 from __future__ import annotations
@@ -17,7 +25,11 @@ from anyssl.modalities.image.common import as_range, fmt_range, to_float_batch
 from anyssl.registry import AUGMENTATIONS
 from anyssl.views import uniform
 
-__all__ = ["GaussianBlur", "default_kernel_size", "gaussian_blur", "gaussian_kernels"]
+__all__ = ["CPU_CHUNK_VALUES", "GaussianBlur", "default_kernel_size", "gaussian_blur",
+           "gaussian_kernels"]
+
+#: On the CPU, samples are blurred in chunks of about this many input values (~6 MB float32).
+CPU_CHUNK_VALUES = 3 * 2**19
 
 
 def default_kernel_size(side: int) -> int:
@@ -45,21 +57,39 @@ def gaussian_blur(x: Tensor, kernel_size: int, sigmas: Tensor | float) -> Tensor
         x: ``B x C x H x W`` float; sigmas: ``B`` (or a number); returns the shape of ``x``.
     """
     b, c, height, width = x.shape
-    pad = kernel_size // 2
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"blur kernel_size must be odd and positive, got {kernel_size}")
-    if pad >= min(height, width):
+    if kernel_size // 2 >= min(height, width):
         raise ValueError(
             f"blur kernel_size {kernel_size} is too large for {height}x{width} images; "
             f"use kernel_size <= {2 * min(height, width) - 1}"
         )
     sig = torch.as_tensor(sigmas, dtype=x.dtype, device=x.device).expand(b)
-    k = gaussian_kernels(kernel_size, sig).repeat_interleave(c, dim=0)  # (B*C) x k
+    kernels = gaussian_kernels(kernel_size, sig)  # B x k
+    if x.device.type != "cpu":
+        return _separable(x, kernels).clamp_(0.0, 1.0)
+    out = torch.empty(x.shape, dtype=x.dtype)
+    step = max(1, CPU_CHUNK_VALUES // (c * height * width))
+    for i in range(0, b, step):
+        out[i:i + step] = _separable(x[i:i + step], kernels[i:i + step]).clamp_(0.0, 1.0)
+    return out
+
+
+def _separable(x: Tensor, kernels: Tensor) -> Tensor:
+    """Reflect-pad, then one grouped convolution along the rows and one along the columns.
+
+    Shape:
+        x: ``B x C x H x W``; kernels: ``B x k``; returns the shape of ``x``.
+    """
+    b, c, height, width = x.shape
+    size = kernels.shape[1]
+    pad = size // 2
+    k = kernels.repeat_interleave(c, dim=0)  # (B*C) x k
     y = F.pad(x, (pad, pad, pad, pad), mode="reflect").reshape(1, b * c, height + 2 * pad,
                                                                width + 2 * pad)
-    y = F.conv2d(y, k.view(b * c, 1, 1, kernel_size), groups=b * c)  # rows
-    y = F.conv2d(y, k.view(b * c, 1, kernel_size, 1), groups=b * c)  # columns
-    return y.reshape(b, c, height, width).clamp_(0.0, 1.0)
+    y = F.conv2d(y, k.view(b * c, 1, 1, size), groups=b * c)  # rows
+    y = F.conv2d(y, k.view(b * c, 1, size, 1), groups=b * c)  # columns
+    return y.reshape(b, c, height, width)
 
 
 @AUGMENTATIONS.register("blur", scope="image")

@@ -1,15 +1,21 @@
 """Color augmentations: jitter (brightness, contrast, saturation, hue), grayscale, solarize.
 
-Per-sample factors, torchvision semantics (``torchvision.transforms.v2.functional``): the pure
-functions below take a float batch and one factor per sample, so each is testable against
-torchvision for fixed factors. Color jitter as in SimCLR (Chen et al. 2020, Appendix A);
-solarize as in BYOL (Grill et al. 2020, Table 6).
+Per-sample factors. The per-op functions (``adjust_brightness`` ... ``adjust_hue``) follow
+torchvision (``torchvision.transforms.v2.functional``) exactly and are kept as the reference.
+The registered ``jitter`` runs the fused form instead (``jitter_affine`` + ``apply_color_affine``):
+brightness, contrast and saturation are affine maps of the RGB vector, and hue becomes one too
+as a rotation about the luma axis in YIQ space (what NVIDIA DALI's ``hsv`` operator does), so
+the four ops in their random order compose into one per-sample ``3 x 3`` matrix and offset,
+applied in a single pass and clamped once. Color jitter as in SimCLR (Chen et al. 2020,
+Appendix A); solarize as in BYOL (Grill et al. 2020, Table 6).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -26,10 +32,22 @@ from anyssl.registry import AUGMENTATIONS
 from anyssl.views import uniform
 
 __all__ = [
-    "ColorJitter", "Grayscale", "Solarize", "adjust_brightness", "adjust_contrast",
-    "adjust_hue", "adjust_saturation", "hsv_to_rgb", "order_from_state", "rgb_to_grayscale",
-    "rgb_to_hsv", "solarize",
+    "LUMA", "ColorJitter", "Grayscale", "Solarize", "adjust_brightness", "adjust_contrast",
+    "adjust_hue", "adjust_saturation", "apply_color_affine", "hsv_to_rgb", "hue_matrices",
+    "jitter_affine", "order_from_state", "rgb_to_grayscale", "rgb_to_hsv", "solarize",
 ]
+
+#: ITU-R 601-2 luma weights of R, G, B (torchvision's ``rgb_to_grayscale``).
+LUMA = (0.2989, 0.587, 0.114)
+# RGB -> YIQ (FCC NTSC), its Y row set to LUMA so that a hue rotation keeps the gray level.
+_YIQ = torch.tensor([LUMA, (0.596, -0.274, -0.322), (0.211, -0.523, 0.312)], dtype=torch.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _constants(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """LUMA, YIQ and its inverse on ``device``, copied there once (no host sync per call)."""
+    yiq = _YIQ.to(device=device, dtype=dtype)
+    return yiq[0].clone(), yiq, torch.linalg.inv(_YIQ).to(device=device, dtype=dtype)
 
 
 def _blend(a: Tensor, b: Tensor, factors: Tensor) -> Tensor:
@@ -41,6 +59,9 @@ def _blend(a: Tensor, b: Tensor, factors: Tensor) -> Tensor:
 def rgb_to_grayscale(x: Tensor, num_output_channels: int = 1) -> Tensor:
     """ITU-R 601-2 luma ``0.2989 R + 0.587 G + 0.114 B``; 1-channel input is returned as is.
 
+    One weighted sum over the channels; for ``num_output_channels=3`` the result is a broadcast
+    view (``expand``, as torchvision returns it): call ``.contiguous()`` before writing in place.
+
     Shape:
         x: ``B x C x H x W`` (C = 1 or 3); returns ``B x num_output_channels x H x W``.
     """
@@ -48,8 +69,8 @@ def rgb_to_grayscale(x: Tensor, num_output_channels: int = 1) -> Tensor:
         gray = x
     else:
         r, g, b = x.unbind(dim=1)
-        gray = (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
-    return gray.expand(-1, num_output_channels, -1, -1).contiguous()
+        gray = r.mul(LUMA[0]).add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(1)
+    return gray.expand(-1, num_output_channels, -1, -1)
 
 
 def adjust_brightness(x: Tensor, factors: Tensor | float) -> Tensor:
@@ -121,6 +142,70 @@ def solarize(x: Tensor, threshold: float) -> Tensor:
     return torch.where(x >= threshold, 1.0 - x, x)
 
 
+def hue_matrices(shifts: Tensor) -> Tensor:
+    """RGB matrices that rotate the hue by ``shifts`` turns about the luma axis, in YIQ space.
+
+    ``M = YIQ^-1 R(-2 pi shift) YIQ`` with ``R`` a rotation of the (I, Q) chroma plane (NVIDIA
+    DALI's ``hsv`` operator): a linear stand-in for HSV's hue shift that keeps the luma ``Y``
+    and turns the same way (red -> green -> blue as the shift grows); a whole turn is identity.
+
+    Shape:
+        shifts: ``B``; returns ``B x 3 x 3``.
+    """
+    theta = -2.0 * math.pi * shifts
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    one, zero = torch.ones_like(cos), torch.zeros_like(cos)
+    rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
+    _, yiq, inv = _constants(shifts.device, shifts.dtype)
+    return inv @ rot @ yiq  # B x 3 x 3
+
+
+def jitter_affine(
+    factors: Tensor, order: Sequence[int], channels: int, means: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """The jitter ops ``order`` (0 brightness, 1 contrast, 2 saturation, 3 hue) as one affine map.
+
+    Each op maps the current image ``y = M x + o`` to ``A y + t``: brightness ``A = b I``;
+    contrast ``A = c I``, ``t = (1 - c) mean_gray(y)`` where ``mean_gray(y) = w^T (M mu + o)``
+    comes from the original channel means ``mu`` (``w``: ``LUMA``, or 1 for one channel);
+    saturation ``A = s I + (1 - s) 1 w^T`` (blend with gray); hue: ``hue_matrices``. Unlike
+    torchvision there is no clamp between ops. One-channel images skip saturation and hue.
+
+    Shape:
+        factors: ``B x 4``; means: ``B x C`` (needed with contrast); returns ``M``:
+        ``B x C x C`` and ``o``: ``B x C``.
+    """
+    b = factors.shape[0]
+    eye = torch.eye(channels, dtype=factors.dtype, device=factors.device)
+    w = _constants(factors.device, factors.dtype)[0] if channels == 3 else factors.new_ones(1)
+    m, o = eye.expand(b, channels, channels), factors.new_zeros(b, channels)
+    for k in order:
+        f = factors[:, k]
+        if k == 0:
+            m, o = f.view(b, 1, 1) * m, f.view(b, 1) * o
+        elif k == 1:
+            if means is None:
+                raise ValueError("jitter_affine needs the channel means for contrast")
+            gray = ((m @ means.unsqueeze(2)).squeeze(2) + o) @ w  # B: mean gray of the image now
+            m, o = f.view(b, 1, 1) * m, f.view(b, 1) * o + ((1.0 - f) * gray).view(b, 1)
+        elif channels == 3:
+            a = (hue_matrices(f) if k == 3 else f.view(b, 1, 1) * eye
+                 + (1.0 - f).view(b, 1, 1) * w.expand(3, 3))  # B x 3 x 3
+            m, o = a @ m, (a @ o.unsqueeze(2)).squeeze(2)
+    return m, o
+
+
+def apply_color_affine(x: Tensor, m: Tensor, o: Tensor) -> Tensor:
+    """``clamp(M x + o, 0, 1)`` at every pixel, one batched matrix product.
+
+    Shape:
+        x: ``B x C x H x W`` float; m: ``B x C x C``; o: ``B x C``; returns the shape of ``x``.
+    """
+    b, c = x.shape[:2]
+    out = torch.baddbmm(o.unsqueeze(2), m, x.reshape(b, c, -1))  # B x C x HW
+    return out.view(x.shape).clamp_(0.0, 1.0)
+
+
 def _factor_range(value: Any, name: str, center: float, bound: float | None) -> tuple[float, float]:
     """torchvision's ColorJitter ranges: ``v`` -> ``(max(0, center - v), center + v)``."""
     if isinstance(value, (int, float)):
@@ -155,11 +240,6 @@ def order_from_state(state: Tensor) -> list[int]:
     return torch.randperm(4, generator=cpu).tolist()
 
 
-_OPS: tuple[Callable[[Tensor, Tensor], Tensor], ...] = (
-    adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue,
-)
-
-
 @AUGMENTATIONS.register("jitter", scope="image")
 class ColorJitter:
     """Color jitter with per-sample factors, SimCLR's ``strength`` convention.
@@ -168,7 +248,8 @@ class ColorJitter:
     (Chen et al. 2020, Appendix A). A number ``v`` means factors ~ U(max(0, 1-v), 1+v) (hue:
     shifts ~ U(-v, v)), a range ``lo-hi`` is used as is, 0 turns the op off. The four ops run in
     a random order drawn once per batch (torchvision draws one per image); 1-channel images
-    skip saturation and hue.
+    skip saturation and hue. Fused (see ``jitter_affine``): one pass over the pixels, clamped
+    once at the end rather than after every op, and hue rotated in YIQ rather than HSV.
 
     Shape:
         ``B x C x H x W`` uint8 or float (C = 1 or 3) -> same shape, float32 in [0, 1].
@@ -204,14 +285,17 @@ class ColorJitter:
 
     def __call__(self, x: Any, generator: torch.Generator | None = None) -> Tensor:
         x = to_float_batch(x)
-        check_channels(x, "jitter")
+        c = check_channels(x, "jitter")
         factors = self.sample_factors(x.shape[0], generator, x.device)  # B x 4
         identity = (1.0, 1.0, 1.0, 0.0)
         ranges = (self.brightness, self.contrast, self.saturation, self.hue)
-        for k in _op_order(generator):
-            if ranges[k] != (identity[k], identity[k]):
-                x = _OPS[k](x, factors[:, k])
-        return x
+        order = [k for k in _op_order(generator)
+                 if ranges[k] != (identity[k], identity[k]) and (c == 3 or k < 2)]
+        if not order:
+            return x
+        means = x.mean(dim=(2, 3)) if 1 in order else None  # B x C
+        m, o = jitter_affine(factors, order, c, means)
+        return apply_color_affine(x, m, o)
 
     def __repr__(self) -> str:
         args = (f"{k}={fmt_range((v[0], v[1])) if isinstance(v, (tuple, list)) else repr(v)}"

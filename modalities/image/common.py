@@ -8,18 +8,24 @@ import torch
 from torch import Tensor
 
 
-def to_float_batch(x: Any) -> Tensor:
-    """A ``B x C x H x W`` image batch as float32 in [0, 1] (uint8 is divided by 255).
-
-    Raises ``ValueError`` for anything that is not a 4-D uint8 or floating tensor.
-    """
+def check_batch(x: Any) -> Tensor:
+    """``x`` itself if it is a ``B x C x H x W`` uint8 or floating tensor, else ``ValueError``."""
     if not isinstance(x, Tensor) or x.dim() != 4:
         what = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"image augmentations take a B x C x H x W tensor batch, got {what}")
-    if x.dtype == torch.uint8:
-        return x.to(torch.float32).div_(255.0)
-    if not x.is_floating_point():
+    if x.dtype != torch.uint8 and not x.is_floating_point():
         raise ValueError(f"image batch must be uint8 [0,255] or float [0,1], got dtype {x.dtype}")
+    return x
+
+
+def to_float_batch(x: Any) -> Tensor:
+    """A ``B x C x H x W`` image batch as float32 in [0, 1] (uint8 is divided by 255).
+
+    A float32 batch is returned as is (not copied). Raises ``ValueError`` for anything that is
+    not a 4-D uint8 or floating tensor.
+    """
+    if check_batch(x).dtype == torch.uint8:
+        return x.to(torch.float32).div_(255.0)
     return x.to(torch.float32)
 
 

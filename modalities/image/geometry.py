@@ -2,7 +2,10 @@
 
 The crop samples boxes the way torchvision's ``RandomResizedCrop`` does (Szegedy et al. 2015,
 "Going deeper with convolutions"; the crop of SimCLR, MoCo and BYOL) but for a whole batch at
-once on its device, and resamples every sample with one ``affine_grid`` + ``grid_sample``.
+once on its device. It resamples every sample with one ``affine_grid`` + ``grid_sample`` on an
+accelerator and for small outputs; on the CPU, outputs of ``LOOP_MIN_PIXELS`` or more go sample
+by sample through ``interpolate`` (3x faster at 224 px: only the crop is converted to float, no
+sampling grid is built, and the bilinear kernel is torchvision's own).
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from anyssl.modalities.image.common import as_range, fmt_range, to_float_batch
+from anyssl.modalities.image.common import as_range, check_batch, fmt_range, to_float_batch
 from anyssl.registry import AUGMENTATIONS
 from anyssl.views import uniform
 
-__all__ = ["Flip", "RandomResizedCrop", "hflip", "resized_crop_flip", "sample_crop_boxes"]
+__all__ = ["LOOP_MIN_PIXELS", "Flip", "RandomResizedCrop", "hflip", "resized_crop_flip",
+           "sample_crop_boxes"]
+
+#: On the CPU, crops to at least this many output pixels are resized one sample at a time.
+LOOP_MIN_PIXELS = 40 * 40
 
 
 def sample_crop_boxes(
@@ -69,13 +76,38 @@ def resized_crop_flip(
     """Crop ``boxes`` out of ``x``, mirror where ``flips``, resize to ``size``, in one resampling.
 
     Bilinear, matching ``torchvision ... resized_crop(..., antialias=False)`` (then ``hflip``):
-    sample coordinates are clamped to each box, so no pixel outside it leaks in.
+    sample coordinates are clamped to each box, so no pixel outside it leaks in. uint8 input is
+    scaled to [0, 1].
 
     Shape:
-        x: ``B x C x H x W`` float; boxes: ``B x 4`` (top, left, height, width) in pixels;
-        flips: ``B`` bool; returns ``B x C x size x size`` (or ``size = (h, w)``).
+        x: ``B x C x H x W`` uint8 or float; boxes: ``B x 4`` (top, left, height, width) in
+        pixels; flips: ``B`` bool; returns ``B x C x size x size`` float32 (or ``size = (h, w)``).
     """
     out_h, out_w = (size, size) if isinstance(size, int) else size
+    if x.device.type == "cpu" and out_h * out_w >= LOOP_MIN_PIXELS:
+        return _crop_each(x, boxes, flips, out_h, out_w)
+    return _crop_grid(to_float_batch(x), boxes, flips, out_h, out_w)
+
+
+def _crop_each(x: Tensor, boxes: Tensor, flips: Tensor, out_h: int, out_w: int) -> Tensor:
+    """CPU path: per sample, slice the box, mirror it, convert it to float and ``interpolate``.
+
+    Mirroring the crop before the (mirror-symmetric) resize equals mirroring after it.
+    """
+    out = torch.empty(x.shape[0], x.shape[1], out_h, out_w, dtype=torch.float32)
+    rows = zip(boxes.round().to(torch.int64).tolist(), flips.tolist(), strict=True)
+    for i, ((top, left, h, w), flip) in enumerate(rows):
+        crop = x[i:i + 1, :, top:top + h, left:left + w]  # 1 x C x h x w, a view
+        crop = crop.flip(-1) if flip else crop
+        crop = crop.float().div_(255.0) if x.dtype == torch.uint8 else crop.float()
+        # interpolate + copy: faster than upsample_bilinear2d.out, which faults each fresh
+        # output page in twice
+        out[i:i + 1] = F.interpolate(crop, (out_h, out_w), mode="bilinear", align_corners=False)
+    return out
+
+
+def _crop_grid(x: Tensor, boxes: Tensor, flips: Tensor, out_h: int, out_w: int) -> Tensor:
+    """Batched path: one ``affine_grid`` + ``grid_sample`` over the float batch ``x``."""
     b, c, height, width = x.shape
     boxes = boxes.to(x)
     top, left, bh, bw = boxes.unbind(dim=1)  # each B
@@ -150,8 +182,7 @@ class RandomResizedCrop:
         self.flip = _prob(flip, "flip")
 
     def __call__(self, x: Any, generator: torch.Generator | None = None) -> Tensor:
-        x = to_float_batch(x)
-        b, _, height, width = x.shape
+        b, _, height, width = check_batch(x).shape
         boxes = sample_crop_boxes(b, height, width, self.scale, self.ratio, generator, x.device)
         flips = torch.rand(b, generator=generator, device=x.device) < self.flip
         return resized_crop_flip(x, boxes, flips, self.size)

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from anyssl.modalities.image import blur as blur_module
 from anyssl.modalities.image.blur import (
     GaussianBlur,
     default_kernel_size,
@@ -26,6 +27,17 @@ def test_parity_with_torchvision(kernel_size: int, channels: int) -> None:
     out = gaussian_blur(x, kernel_size, torch.tensor(sigmas))
     for i, s in enumerate(sigmas):
         ref = TF.gaussian_blur(x[i], [kernel_size, kernel_size], [s, s])
+        torch.testing.assert_close(out[i], ref, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("per_chunk", [1, 2, 5, 100])
+def test_cpu_chunks_give_the_same_result(per_chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _img(n=5, c=3)
+    sigmas = torch.tensor([0.3, 1.0, 2.0, 0.7, 1.5])
+    monkeypatch.setattr(blur_module, "CPU_CHUNK_VALUES", per_chunk * 3 * 12 * 17)
+    out = gaussian_blur(x, 5, sigmas)
+    for i, s in enumerate(sigmas.tolist()):
+        ref = TF.gaussian_blur(x[i], [5, 5], [s, s])
         torch.testing.assert_close(out[i], ref, atol=1e-6, rtol=0)
 
 

@@ -1,5 +1,6 @@
-"""Color ops: per-sample parity with torchvision.transforms.v2.functional, jitter ranges
-(SimCLR convention), op order, grayscale and solarize."""
+"""Color ops: per-sample parity with torchvision.transforms.v2.functional (the reference per-op
+functions), jitter ranges (SimCLR convention), op order, grayscale and solarize. The fused jitter
+is tested in test_image_color_fused.py."""
 
 from __future__ import annotations
 
@@ -77,6 +78,7 @@ def test_grayscale_keeps_channel_count() -> None:
     out = Grayscale()(x)
     assert out.shape == x.shape
     assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    assert out.stride(1) == 0  # one gray plane broadcast to the 3 channels, not copied
     gray = _img(c=1)
     assert torch.equal(Grayscale()(gray), gray)
 

@@ -11,8 +11,11 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 
 from anyssl.modalities.image.geometry import (
+    LOOP_MIN_PIXELS,
     Flip,
     RandomResizedCrop,
+    _crop_each,
+    _crop_grid,
     hflip,
     resized_crop_flip,
     sample_crop_boxes,
@@ -26,12 +29,17 @@ def _img(n: int = 3, c: int = 3, h: int = 20, w: int = 30, seed: int = 0) -> tor
 
 @pytest.mark.parametrize("box", [(0, 0, 20, 30), (3, 5, 10, 12), (2, 1, 15, 25), (5, 5, 4, 4),
                                  (19, 29, 1, 1)])
-@pytest.mark.parametrize("size", [8, 16, (40, 24)])
-def test_resized_crop_matches_torchvision(box: tuple[int, int, int, int], size) -> None:
+@pytest.mark.parametrize("size", [8, 16, (40, 24), 48, (44, 64)])  # grid and per-sample paths
+@pytest.mark.parametrize("uint8", [False, True])
+def test_resized_crop_matches_torchvision(box: tuple[int, int, int, int], size,
+                                          uint8: bool) -> None:
     x = _img()
+    x = (x * 255).round().to(torch.uint8) if uint8 else x
     boxes = torch.tensor([box] * 3, dtype=torch.float32)
     out = resized_crop_flip(x, boxes, torch.tensor([False, True, False]), size)
+    assert out.dtype == torch.float32
     out_hw = [size, size] if isinstance(size, int) else list(size)
+    x = x.float() / 255 if uint8 else x
     ref = TF.resized_crop(x, *box, out_hw, antialias=False)
     torch.testing.assert_close(out[0], ref[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(out[1], TF.hflip(ref[1]), atol=1e-5, rtol=0)
@@ -46,6 +54,24 @@ def test_different_boxes_per_sample() -> None:
         ref = TF.resized_crop(x[i], *b, [12, 12], antialias=False)
         ref = TF.hflip(ref) if i != 1 else ref
         torch.testing.assert_close(out[i], ref, atol=1e-5, rtol=0)
+
+
+def test_cpu_paths_agree_and_leave_the_input_alone() -> None:
+    # per-sample interpolate (large outputs on the CPU) and one grid_sample (small ones)
+    assert 32 * 32 < LOOP_MIN_PIXELS <= 48 * 48
+    x = _img(n=4, h=40, w=50)
+    before = x.clone()
+    boxes = torch.tensor([[0, 0, 40, 50], [5, 7, 20, 31], [1, 2, 3, 4], [10, 0, 30, 12]],
+                         dtype=torch.float32)
+    flips = torch.tensor([True, False, True, True])
+    for h, w in [(48, 48), (20, 70)]:
+        torch.testing.assert_close(_crop_each(x, boxes, flips, h, w),
+                                   _crop_grid(x, boxes, flips, h, w), atol=1e-4, rtol=0)
+    assert torch.equal(x, before)
+    u8 = (x * 255).to(torch.uint8)
+    torch.testing.assert_close(_crop_each(u8, boxes, flips, 48, 48),
+                               _crop_each(u8.float() / 255, boxes, flips, 48, 48), atol=1e-6,
+                               rtol=0)
 
 
 def test_hflip_per_sample() -> None:
