@@ -5,8 +5,9 @@ its own sigma ~ U(``sigma``). The blur is separable: two grouped 1-D convolution
 (sample, channel), on the reflect-padded batch (torchvision's padding).
 
 On the CPU the batch goes through in chunks of about ``CPU_CHUNK_VALUES`` values: the padded
-and half-blurred temporaries then stay in cache and in memory the allocator reuses, instead of
-fresh pages for three batch-sized buffers (2-3x faster at 224 px). Of the layouts measured
+and half-blurred temporaries then stay in cache and mostly in memory the allocator reuses,
+instead of fresh pages for three batch-sized buffers (2-3x faster at 224 px with glibc's
+default allocator settings). Of the layouts measured
 there (oneDNN), this one was the fastest: channels-last convolutions (the layout changes cost
 more than they save), ``conv1d`` with one group per row, banded or block-banded matrix products
 (2-4x the arithmetic), an FFT, and zero padding inside the convolution with a reflect
