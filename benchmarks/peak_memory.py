@@ -17,7 +17,7 @@ queue, the momentum copies, BatchNorm statistics) and optimizer state. "step" is
 adds on top at its peak: views, activations kept for backward, gradients, temporaries.
 
     .venv/bin/python benchmarks/peak_memory.py            # simclr + mocov2 at 64..512, CPU
-    .venv/bin/python benchmarks/peak_memory.py --quick    # batches 32 and 64, < 1 min
+    .venv/bin/python benchmarks/peak_memory.py --quick    # batches 16 and 32, < 1 min
 """
 
 from __future__ import annotations
@@ -32,16 +32,14 @@ from typing import Any
 
 import torch
 from _common import (
-    build_run,
     common_parser,
     int_list,
     markdown_table,
     save,
     setup,
     str_list,
-    train_step,
-    uint8_batch,
 )
+from _runs import build_run, train_step, uint8_batch
 
 MIB = 2**20
 #: glibc: allocations above this many bytes get their own mmap, returned to the OS when freed.
@@ -114,7 +112,7 @@ def main() -> None:
     p.add_argument("--methods", type=str_list, default=["simclr", "mocov2"],
                    help="comma-separated (default: simclr,mocov2)")
     p.add_argument("--batch-sizes", "--batch-size", type=int_list, default=None,
-                   help="comma-separated (default: 64,128,256,512; quick: 32,64)")
+                   help="comma-separated (default: 64,128,256,512; quick: 16,32)")
     p.add_argument("--encoder", default="resnet18", help="image encoder (default: resnet18)")
     p.add_argument("--size", "--sizes", type=int, default=32, help="view size in px (default 32)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -123,7 +121,7 @@ def main() -> None:
         method, batch = args.child.split(":")
         print("RESULT " + json.dumps(child(method, int(batch), args)), flush=True)
         return
-    args.batch_sizes = args.batch_sizes or ([32, 64] if args.quick else [64, 128, 256, 512])
+    args.batch_sizes = args.batch_sizes or ([16, 32] if args.quick else [64, 128, 256, 512])
     device = setup(args)
     results = [run_child(meth, b, args) for b in args.batch_sizes for meth in args.methods]
     rows = [[r["method"], r["batch"], round(r["state_mib"]), round(r["step_mib"]),

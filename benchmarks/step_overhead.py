@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from _common import (
     autocast,
-    build_run,
     clean_run,
     common_parser,
     contention_limit,
@@ -35,9 +34,8 @@ from _common import (
     setup,
     str_list,
     timed,
-    train_step,
-    uint8_batch,
 )
+from _runs import build_run, train_step, uint8_batch
 from torch import Tensor, nn
 
 TARGET = 1.15  # step / bare encoder passes

@@ -31,13 +31,12 @@ from _common import (
     int_list,
     markdown_table,
     median,
-    recipe_views,
     save,
     setup,
-    stored_size,
     str_list,
     timed,
 )
+from _runs import recipe_views, stored_size
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
