@@ -62,6 +62,7 @@ def _parts(cfg: TrainConfig, need_test: bool) -> Parts:
         cfg.modality,
         cfg.method,
         data=cfg.data,
+        data_args=cfg.data_args,
         encoder=cfg.encoder,
         encoder_args=cfg.encoder_args,
         aug=cfg.aug,
@@ -102,6 +103,8 @@ def train(
     ``on_fit_end``, each called with the trainer)."""
     cfg = _config(config, overrides)
     parts = _parts(cfg, need_test=cfg.eval)
+    protocols = cfg.eval_protocols or list(parts.modality.eval_protocols)
+    cfg = cfg.merged({"batch_size": parts.batch_size, "eval_protocols": protocols})
     random_encoder = _random_encoder(parts, cfg) if cfg.eval else None
     if cfg.epochs is None:  # a small embedded dataset suggests a run of about a minute on CPU
         suggested = getattr(parts.train_set, "suggested_epochs", None)
@@ -126,7 +129,7 @@ def train(
             random_encoder,
             _ds(parts.train_set),
             _ds(parts.test_set),
-            protocols=tuple(cfg.eval_protocols),
+            protocols=tuple(protocols),
             device=trainer.device,
             collate=parts.modality.collate,
             to_device=parts.modality.to_device,
@@ -170,8 +173,10 @@ def evaluate_checkpoint(
     fraction: float = 0.01,
     device: str | None = None,
     seed: int = 0,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run evaluation protocols on a checkpoint's encoder and on its random-init twin."""
+    """Run evaluation protocols on a checkpoint's encoder and on its random-init twin
+    (``options``: per-protocol keywords, e.g. ``{"svm": {"folds": 10}}``)."""
     run = load_run(checkpoint, data)
     if run.parts.test_set is None:
         raise ValueError("this dataset has no test split to evaluate on")
@@ -186,6 +191,7 @@ def evaluate_checkpoint(
         to_device=run.parts.modality.to_device,
         fraction=fraction,
         seed=seed,
+        options=options or {},
     )
 
 
@@ -225,7 +231,10 @@ def _ds(dataset: SSLDataset | None) -> Dataset[Any]:
 
 
 def _encoder_of(parts: Parts) -> nn.Module:
-    return cast(nn.Module, parts.method.encoder)
+    """The encoder to evaluate: the method's ``eval_encoder`` when it names one (TS2Vec's weight
+    average), else its ``encoder``."""
+    method = parts.method
+    return cast(nn.Module, getattr(method, "eval_encoder", None) or method.encoder)
 
 
 def _device(device: str | None) -> torch.device:

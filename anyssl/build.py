@@ -13,6 +13,8 @@ from torch import nn
 
 from anyssl.modality import Modality, SSLDataset, get_modality
 from anyssl.registry import METHODS
+from anyssl.train.config import DEFAULT_BATCH_SIZE
+from anyssl.types import ViewSource
 from anyssl.views import ViewGenerator, build_pipeline
 
 #: MoCo's queue (65,536 keys, He et al. 2020) would hold several stale keys of every image of a
@@ -26,13 +28,16 @@ def build_views(
     dataset: SSLDataset,
     aug: str | Any | None = None,
     views: int | str | Sequence[Any] | None = None,
-) -> ViewGenerator:
+) -> ViewSource:
     """The view generator of a run.
 
     ``views`` is a view count, a ``;``-separated string of specs or a list of specs/pipelines
-    (one per view); ``aug`` is one spec used for every view. Neither: the modality's recipe for
-    ``method``.
+    (one per view) or ``recipe:NAME`` (the modality's recipe for NAME, e.g. ``recipe:tstcc``);
+    ``aug`` is one spec used for every view. Neither: the modality's recipe for ``method``:
+    view specs, or a ready view source that makes the views jointly.
     """
+    if isinstance(views, str) and views.startswith("recipe:"):
+        method, views = views.partition(":")[2].strip(), None  # another method's recipe
     if isinstance(views, str):
         views = (
             int(views) if views.strip().isdigit() else [v for v in views.split(";") if v.strip()]
@@ -46,10 +51,43 @@ def build_views(
         raise ValueError(f"--views must be at least 2 (got {n}): contrastive methods compare views")
     if aug is not None:
         return ViewGenerator(build_pipeline(aug, modality.name), n_views=n or 2)
-    specs = list(modality.recipe(method, dataset))
+    recipe: Any = modality.recipe(method, dataset)
+    if _is_view_source(recipe):  # views made jointly (TS2Vec's overlapping crops)
+        if n is not None and n != recipe.n_views:
+            raise ValueError(f"the {method} recipe makes {recipe.n_views} views; --views {n} "
+                             "needs explicit per-view specs")
+        return recipe
+    specs = list(recipe)
     if n is not None and n != len(specs):
         specs = [specs[i % len(specs)] for i in range(n)]
     return ViewGenerator([build_pipeline(s, modality.name) for s in specs])
+
+
+def _is_view_source(obj: Any) -> bool:
+    return isinstance(getattr(obj, "n_views", None), int) and callable(obj) and hasattr(
+        obj, "manual_seed")
+
+
+def fit_batch_size(
+    method: str, requested: int | None, train_size: int, scope: str | None = None
+) -> tuple[int, list[str]]:
+    """The batch size of a run and notes to print.
+
+    An explicit ``requested`` size is kept. Otherwise the method's ``train_defaults`` batch
+    (default 256) is used, halved while it exceeds half the training set, so that a small data
+    set (UCR's 50-series GunPoint) still gets at least two steps per epoch.
+    """
+    if requested is not None:
+        return requested, []
+    defaults = getattr(METHODS.get(method, scope), "train_defaults", None) or {}
+    batch = int(defaults.get("batch_size", DEFAULT_BATCH_SIZE))
+    fitted = batch
+    while fitted > 2 and fitted > train_size // 2:
+        fitted //= 2
+    if fitted == batch:
+        return batch, []
+    return fitted, [f"batch_size {batch} lowered to {fitted} for {train_size} training samples "
+                    "(set it with --batch-size)"]
 
 
 def scaled_queue_size(train_size: int, batch_size: int) -> int:
@@ -60,10 +98,11 @@ def scaled_queue_size(train_size: int, batch_size: int) -> int:
 
 
 def method_kwargs(
-    method: str, method_args: dict[str, Any], train_size: int, batch_size: int
+    method: str, method_args: dict[str, Any], train_size: int, batch_size: int,
+    scope: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Method constructor kwargs with small-data adjustments; returns them and notes to print."""
-    factory = METHODS.get(method)
+    factory = METHODS.get(method, scope)
     params = inspect.signature(factory).parameters
     unknown = [k for k in method_args if k not in params and not _has_var_kw(params)]
     if unknown:
@@ -87,10 +126,12 @@ def _has_var_kw(params: Any) -> bool:
 
 
 def build_method(
-    method: str | nn.Module, encoder: nn.Module, views: ViewGenerator, **kwargs: Any
+    method: str | nn.Module, encoder: nn.Module, views: ViewSource, scope: str | None = None,
+    **kwargs: Any,
 ) -> nn.Module:
-    """A registered method by name (or an instance, returned as is)."""
-    return METHODS.build(method, encoder=encoder, views=views, **kwargs)
+    """A registered method by name (generic, or the modality ``scope``'s own), or an instance
+    returned as is."""
+    return METHODS.build(method, scope, encoder=encoder, views=views, **kwargs)
 
 
 @dataclass
@@ -102,6 +143,7 @@ class Parts:
     test_set: SSLDataset | None
     method: nn.Module
     notes: list[str]
+    batch_size: int
 
 
 def build_parts(
@@ -109,25 +151,28 @@ def build_parts(
     method: str,
     *,
     data: str | None = None,
+    data_args: dict[str, Any] | None = None,
     encoder: str | nn.Module | None = None,
     encoder_args: dict[str, Any] | None = None,
     aug: str | None = None,
     views: int | str | Sequence[Any] | None = None,
     method_args: dict[str, Any] | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     seed: int = 0,
     need_test: bool = True,
 ) -> Parts:
-    """Resolve every name of a run into objects, checking the combination up front."""
+    """Resolve every name of a run into objects, checking the combination up front.
+    ``batch_size=None`` takes the method's default, fitted to the data (``fit_batch_size``)."""
     mod = get_modality(modality)
-    if method not in METHODS.names():
-        METHODS.get(method)  # raises UnknownNameError listing the valid methods
+    METHODS.get(method, mod.name)  # an unknown name raises, listing the modality's methods
     mod.check_method(method)
-    train_set = mod.dataset(data, "train", seed=seed)
-    test_set = mod.dataset(data, "test", seed=seed) if need_test else None
+    train_set = mod.dataset(data, "train", seed=seed, **(data_args or {}))
+    test_set = mod.dataset(data, "test", seed=seed, **(data_args or {})) if need_test else None
     enc = mod.encoder(encoder, train_set, **(encoder_args or {}))
     if not isinstance(getattr(enc, "out_dim", None), int):
         raise ValueError(f"encoder {type(enc).__name__} has no int out_dim; set it at construction")
     view_gen = build_views(mod, method, train_set, aug, views)
-    kwargs, notes = method_kwargs(method, method_args or {}, len(train_set), batch_size)
-    return Parts(mod, train_set, test_set, build_method(method, enc, view_gen, **kwargs), notes)
+    batch, notes = fit_batch_size(method, batch_size, len(train_set), mod.name)
+    kwargs, more = method_kwargs(method, method_args or {}, len(train_set), batch, mod.name)
+    built = build_method(method, enc, view_gen, mod.name, **kwargs)
+    return Parts(mod, train_set, test_set, built, notes + more, batch)

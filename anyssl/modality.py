@@ -6,8 +6,9 @@ with ``scope=<modality name>``.
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from anyssl.registry import DATASETS, ENCODERS, MODALITIES, UnknownNameError
+from anyssl.registry import DATASETS, ENCODERS, MODALITIES
 
 
 class SSLDataset(Protocol):
@@ -45,8 +46,9 @@ def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False)
     return batch
 
 
-#: ``recipe(method, dataset) -> view specs``: one text spec (or pipeline) per view.
-Recipe = Callable[[str, SSLDataset], Sequence[Any]]
+#: ``recipe(method, dataset) -> view specs``: one text spec (or pipeline) per view, or a ready
+#: view source (``n_views``, ``manual_seed``, called on a batch) that makes the views jointly.
+Recipe = Callable[[str, SSLDataset], Any]
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Modality:
         to_device: moves a collated batch to the device once.
         methods: method names this modality can serve (None: every generic method).
         conv_encoder: True when ``channels_last`` helps its encoders on CUDA.
+        eval_protocols: the protocols a run evaluates when the config names none (the ones its
+            field reports: linear and kNN for images, the SVM for UCR time series).
     """
 
     name: str
@@ -74,6 +78,7 @@ class Modality:
     to_device: Callable[[Any, torch.device, bool], Any] = move_to_device
     methods: tuple[str, ...] | None = None
     conv_encoder: bool = False
+    eval_protocols: tuple[str, ...] = ("linear", "knn")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check_method(self, method: str) -> None:
@@ -85,16 +90,19 @@ class Modality:
             )
 
     def dataset(self, spec: str | None, split: str, seed: int = 0, **kwargs: Any) -> SSLDataset:
-        """Resolve ``--data``: a registered dataset name, or a path the modality's ``path``
-        dataset understands. ``None`` is the default dataset."""
+        """Resolve ``--data``: a registered dataset name; ``family:name`` (``ucr:ArrowHead``),
+        which calls the registered ``family`` dataset with ``name=...``; or a path the
+        modality's ``path`` dataset understands. ``None`` is the default dataset. ``kwargs``
+        (``--data-arg``) go to the dataset factory."""
         spec = spec or self.default_dataset
-        try:
-            factory = DATASETS.get(spec, self.name)
-        except UnknownNameError:
-            if "path" not in DATASETS.names(self.name) or not _looks_like_path(spec):
-                raise
-            return DATASETS.get("path", self.name)(root=spec, split=split, seed=seed, **kwargs)
-        return factory(split=split, seed=seed, **kwargs)
+        family, sep, name = spec.partition(":")
+        if sep and name and family in DATASETS.names(self.name):
+            return _build_dataset((family, self.name), name=name, split=split, seed=seed, **kwargs)
+        if spec not in DATASETS.names(self.name) and "path" in DATASETS.names(self.name) and (
+                _looks_like_path(spec)):
+            return _build_dataset(("path", self.name), root=spec, split=split, seed=seed, **kwargs)
+        DATASETS.get(spec, self.name)  # an unknown name raises, listing the valid ones
+        return _build_dataset((spec, self.name), split=split, seed=seed, **kwargs)
 
     def encoder(self, spec: Any, dataset: SSLDataset, **kwargs: Any) -> torch.nn.Module:
         """Build an encoder by name (or pass an instance), shaped for ``dataset``."""
@@ -108,6 +116,21 @@ class Modality:
             raise ValueError(
                 f"encoder {name!r} cannot be built with {sorted(kwargs)}: {err}"
             ) from None
+
+
+def _build_dataset(key: tuple[str, str], **kwargs: Any) -> SSLDataset:
+    """Call the dataset factory ``key = (name, scope)``; a keyword it does not take becomes a
+    one-line ``ValueError``."""
+    name, scope = key
+    factory = DATASETS.get(name, scope)
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = sorted(k for k in kwargs if k not in params and not takes_any)
+    if unknown:
+        valid = [k for k in params if k not in ("split", "seed", "self")]
+        raise ValueError(f"dataset {name!r} has no argument {unknown[0]!r} (--data-arg); "
+                         f"valid: {', '.join(valid) or '(none)'}")
+    return factory(**kwargs)
 
 
 def _looks_like_path(spec: str) -> bool:

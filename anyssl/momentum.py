@@ -14,7 +14,7 @@ from torch import nn
 
 __all__ = ["MomentumTarget", "cosine_momentum", "ema_update"]
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "average")
 
 
 @torch.no_grad()
@@ -79,7 +79,10 @@ class MomentumTarget(nn.Module):
     Args:
         online: the module to follow (e.g. encoder + projector).
         momentum: base momentum (MoCo 0.999, BYOL 0.996).
-        schedule: ``"constant"``, or ``"cosine"`` from ``momentum`` to 1 (BYOL).
+        schedule: ``"constant"``, ``"cosine"`` from ``momentum`` to 1 (BYOL), or
+            ``"average"``: momentum ``step / (step + 1)``, so that after the steps ``0..k`` the
+            copy is the uniform average of the ``k + 1`` weights the steps left (Polyak
+            averaging; ``torch.optim.swa_utils.AveragedModel``, which TS2Vec evaluates).
     """
 
     def __init__(
@@ -103,6 +106,8 @@ class MomentumTarget(nn.Module):
         """EMA step towards ``online`` with the momentum of ``step`` out of ``max_steps``."""
         if self.schedule == "cosine":
             self.momentum = cosine_momentum(step, max_steps, self.base_momentum)
+        elif self.schedule == "average":
+            self.momentum = step / (step + 1)
         ema_update(self.module, self.online, self.momentum)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:

@@ -52,7 +52,10 @@ class ViewSource(Protocol):
 
 class Method(Protocol):
     """What the trainer knows of a method: a module with an encoder, views, a training step that
-    returns ``(loss, logs)`` and a hook after each optimizer step (momentum updates)."""
+    returns ``(loss, logs)`` and a hook after each optimizer step (momentum updates).
+
+    A method may also have an ``eval_encoder`` attribute: the module that evaluation and
+    embedding use instead of ``encoder`` (TS2Vec evaluates a weight average of its encoder)."""
 
     encoder: nn.Module
     views: ViewSource

@@ -1,10 +1,10 @@
-"""``anyssl eval linear|knn|finetune CHECKPOINT``: evaluation protocols on a trained encoder."""
+"""``anyssl eval linear|knn|finetune|svm CHECKPOINT``: evaluation protocols on a trained encoder."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,14 +32,14 @@ def _run(
     out: Path | None,
     seed: int,
     fraction: float = 0.01,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     from anyssl.api import evaluate_checkpoint
 
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    report = evaluate_checkpoint(
-        checkpoint, (protocol,), data=data, fraction=fraction, device=device, seed=seed
-    )
+    report = evaluate_checkpoint(checkpoint, (protocol,), data=data, fraction=fraction,
+                                 device=device, seed=seed, options=options)
     print_report(report)
     if out is not None:
         out.write_text(json.dumps(report, indent=2))
@@ -85,3 +85,31 @@ def finetune(
 ) -> None:
     """Fine-tune encoder + linear head on a small labelled fraction (1%, 10%)."""
     _run("finetune", checkpoint, data, device, out, seed, fraction)
+
+
+@app.command("svm")
+@cli_errors
+def svm(
+    checkpoint: Checkpoint,
+    data: Data = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(min=2, help="Cross-validate over train + test with this many folds (the "
+                     "GraphCL protocol); default: fit on train, score on test (TS2Vec)."),
+    ] = None,
+    kernel: Annotated[str | None, typer.Option(help="rbf or linear (default: the protocol's).")]
+    = None,
+    device: Device = None,
+    out: Out = None,
+    seed: Seed = 0,
+) -> None:
+    """SVM on frozen features: RBF, C by 5-fold grid search on train, test accuracy (TS2Vec's
+    UCR protocol); with --folds, k-fold cross-validation (InfoGraph/GraphCL)."""
+    if kernel is not None and kernel not in ("rbf", "linear", "poly", "sigmoid"):
+        raise ValueError(f"unknown SVM kernel {kernel!r}; valid: rbf, linear, poly, sigmoid")
+    opts: dict[str, Any] = {}
+    if folds is not None:
+        opts["folds"] = folds
+    if kernel is not None:
+        opts["kernel"] = kernel
+    _run("svm", checkpoint, data, device, out, seed, options={"svm": opts})

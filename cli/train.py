@@ -36,6 +36,10 @@ def train_command(
         str | None,
         typer.Option(help="Dataset name or path (default: the modality's embedded one)."),
     ] = None,
+    data_arg: Annotated[
+        list[str] | None,
+        typer.Option("--data-arg", "-d", help="Dataset argument key=value, e.g. normalize=none."),
+    ] = None,
     encoder: Annotated[
         str | None, typer.Option(help="Encoder name (default: the modality's).")
     ] = None,
@@ -56,7 +60,8 @@ def train_command(
         typer.Option(help="Augmentation spec for every view, e.g. 'crop(size=32), flip'."),
     ] = None,
     views: Annotated[
-        str | None, typer.Option(help="View count, or per-view specs separated by ';'.")
+        str | None,
+        typer.Option(help="View count, per-view specs separated by ';', or recipe:NAME."),
     ] = None,
     queue_size: Annotated[
         int | None, typer.Option(min=1, help="MoCo queue size (paper: 65536).")
@@ -95,15 +100,21 @@ def train_command(
     no_eval: Annotated[
         bool, typer.Option("--no-eval", help="Skip the evaluation after training.")
     ] = False,
+    eval_protocol: Annotated[
+        list[str] | None,
+        typer.Option("--eval-protocol", help="linear, knn, finetune or svm (repeatable; "
+                     "default: the modality's)."),
+    ] = None,
 ) -> None:
-    """Pre-train a method on a modality's data, then report linear-probe and kNN accuracy next to
-    the random-init encoder."""
+    """Pre-train a method on a modality's data, then report the modality's evaluation protocols
+    (linear probe and kNN for images, the SVM for time series) next to the random-init encoder."""
     from anyssl.api import train
     from anyssl.train import TrainConfig
 
     base = TrainConfig.from_yaml(config) if config is not None else TrainConfig()
     method_args = {**base.method_args, **parse_key_values(method_arg)}
     encoder_args = {**base.encoder_args, **parse_key_values(encoder_arg)}
+    data_args = {**base.data_args, **parse_key_values(data_arg)}
     if queue_size is not None:
         method_args["queue_size"] = queue_size
     overrides: dict[str, Any] = {
@@ -125,6 +136,8 @@ def train_command(
         "checkpoint_every": checkpoint_every,
         "method_args": method_args or None,
         "encoder_args": encoder_args or None,
+        "data_args": data_args or None,
+        "eval_protocols": eval_protocol or None,
         "plugins": plugin or None,
         "resume": True if resume else None,
         "compile": True if compile else None,

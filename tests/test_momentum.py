@@ -119,3 +119,16 @@ def test_deepcopy_of_a_parent_keeps_the_target_following_the_copied_online() -> 
     clone.target.update(0, 1)
     assert not torch.equal(clone.target.module[0].weight, parent.target.module[0].weight)
     assert torch.equal(parent.online[0].weight, parent.target.module[0].weight)
+
+
+def test_average_schedule_is_the_uniform_average_of_the_weights_after_each_step() -> None:
+    online = nn.Linear(3, 2)
+    target = MomentumTarget(online, schedule="average")
+    seen = []
+    for step in range(4):
+        with torch.no_grad():
+            online.weight.add_(torch.randn_like(online.weight))
+        seen.append(online.weight.detach().clone())
+        target.update(step, 4)
+    torch.testing.assert_close(target.module.weight, torch.stack(seen).mean(0))
+    assert target.momentum == 3 / 4

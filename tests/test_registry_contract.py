@@ -64,13 +64,13 @@ def test_every_encoder_fixes_out_dim_at_construction(modality: str) -> None:
 def test_every_method_trains_a_step_on_default_data(modality: str) -> None:
     mod = get_modality(modality)
     (x, y), data = small_batch(modality)
-    for method in METHODS.names():
+    for method in METHODS.names(modality):  # generic methods and the modality's own
         mod.check_method(method)
         torch.manual_seed(0)
-        params = inspect.signature(METHODS.get(method)).parameters
+        params = inspect.signature(METHODS.get(method, modality)).parameters
         small = {k: v for k, v in {"hidden_dim": 32, "pred_hidden_dim": 32,
                                     "queue_size": 64}.items() if k in params}
-        model = METHODS.build(method, encoder=mod.encoder(None, data),
+        model = METHODS.build(method, modality, encoder=mod.encoder(None, data),
                               views=build_views(mod, method, data), **small)
         loss, logs = model.training_step((x, y))
         assert loss.ndim == 0 and torch.isfinite(loss), method

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "FALLBACK_DEFAULTS", "OPTIMIZERS", "SCHEDULES", "TrainConfig",
-           "resolve_defaults"]
+__all__ = ["ConfigError", "DEFAULT_BATCH_SIZE", "FALLBACK_DEFAULTS", "OPTIMIZERS", "SCHEDULES",
+           "TrainConfig", "resolve_defaults"]
 
 OPTIMIZERS = ("sgd", "lars", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -38,6 +38,9 @@ class ConfigError(ValueError):
     """A config key or value that is not valid; the message lists the valid choices."""
 
 
+#: Batch size when neither the config nor the method's ``train_defaults`` gives one.
+DEFAULT_BATCH_SIZE = 256
+
 #: Training length when neither the config nor the dataset (``suggested_epochs``) gives one.
 DEFAULT_EPOCHS = 100
 
@@ -49,11 +52,12 @@ class TrainConfig:
     modality: str = "image"  # registered modality name (anyssl list modalities)
     method: str = "mocov2"  # registered method name (anyssl list methods)
     data: str | None = None  # dataset name or path; None: the modality's default (offline) data
+    data_args: dict[str, Any] = field(default_factory=dict)  # dataset kwargs (normalize, ...)
     encoder: str | None = None  # encoder name; None: the modality's default encoder
     encoder_args: dict[str, Any] = field(default_factory=dict)  # encoder kwargs (width, ...)
     epochs: int | None = None  # passes over the data; None: the dataset's suggestion, else 100
     max_steps: int | None = None  # optimizer steps; when set it overrides epochs
-    batch_size: int = 256  # samples per optimizer step (one device)
+    batch_size: int | None = None  # per step (one device); None: the method's, fit to the data
     lr: float | None = None  # learning rate as used; None: method base lr * batch_size / 256
     optimizer: str | None = None  # "sgd" | "lars" | "adamw"; None: the method's
     weight_decay: float | None = None  # L2 / decoupled decay; None: the method's
@@ -75,7 +79,7 @@ class TrainConfig:
     log_every: int = 10  # steps between metrics.jsonl lines
     tensorboard: bool = False  # also write TensorBoard scalars to the run folder
     eval: bool = True  # run the evaluation protocols after training
-    eval_protocols: list[str] = field(default_factory=lambda: ["linear", "knn"])  # which ones
+    eval_protocols: list[str] | None = None  # which ones; None: the modality's
 
     def __post_init__(self) -> None:
         if self.out is None:
@@ -215,7 +219,8 @@ def resolve_defaults(config: TrainConfig, method_defaults: dict[str, Any] | None
     opt = _choice("optimizer", config.optimizer or defaults["optimizer"], OPTIMIZERS)
     sched = _choice("schedule", config.schedule or defaults["schedule"], SCHEDULES)
     base_lr = float(defaults["lr"])
-    lr = config.lr if config.lr is not None else base_lr * config.batch_size / 256
+    batch = config.batch_size or DEFAULT_BATCH_SIZE
+    lr = config.lr if config.lr is not None else base_lr * batch / 256
     wd = config.weight_decay if config.weight_decay is not None else defaults["weight_decay"]
     out: dict[str, Any] = {
         "optimizer": opt, "lr": float(lr), "base_lr": base_lr, "weight_decay": float(wd),

@@ -30,7 +30,7 @@ from anyssl.train.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from anyssl.train.config import TrainConfig, resolve_defaults
+from anyssl.train.config import DEFAULT_BATCH_SIZE, TrainConfig, resolve_defaults
 from anyssl.train.data import EpochSampler, make_loader, mix_seed, resolve_device, steps_per_epoch
 from anyssl.train.metrics import MetricsLogger, to_float
 from anyssl.train.optim import build_optimizer
@@ -76,14 +76,16 @@ class Trainer:
         to_device: Callable[[Any, torch.device, bool], Any] = move_to_device,
         conv_encoder: bool = False, modality_name: str = "", callbacks: Sequence[Any] = (),
     ) -> None:
+        defaults = dict(getattr(method, "train_defaults", None) or {})
+        if config.batch_size is None:  # the method's batch (the API has already fit it to data)
+            config = config.merged({"batch_size": defaults.get("batch_size", DEFAULT_BATCH_SIZE)})
         self.method, self.train_set, self.config = method, train_set, config
         self.run_dir = Path(run_dir)
         self.collate, self.to_device, self.conv_encoder = collate, to_device, conv_encoder
         self.modality_name = modality_name or config.modality
         self.callbacks = list(callbacks)
         self.device = resolve_device(config.device)
-        self.steps_per_epoch = steps_per_epoch(cast(Any, train_set), config.batch_size)
-        defaults = dict(getattr(method, "train_defaults", None) or {})
+        self.steps_per_epoch = steps_per_epoch(cast(Any, train_set), int(config.batch_size or 0))
         self.hparams = resolve_defaults(config, defaults, self.steps_per_epoch)
         self.total_steps: int = self.hparams["total_steps"]
         self.checkpoint_path = self.run_dir / CHECKPOINT_NAME
@@ -201,7 +203,7 @@ class Trainer:
         self._write_config()
         cfg = self.config
         sampler = EpochSampler(len(cast(Any, self.train_set)), cfg.seed)
-        loader = make_loader(cast(Dataset[Any], self.train_set), cfg.batch_size, sampler,
+        loader = make_loader(cast(Dataset[Any], self.train_set), int(cfg.batch_size or 0), sampler,
                              self.collate, cfg.num_workers, self.device.type == "cuda", cfg.seed)
         with MetricsLogger(self.run_dir, self.config.tensorboard) as self.metrics:
             if self.config.resume:
@@ -220,7 +222,7 @@ class Trainer:
 
     def _run_epoch(self, loader: DataLoader[Any], sampler: EpochSampler) -> None:
         self.epoch, offset = divmod(self.step, self.steps_per_epoch)
-        sampler.set_epoch(self.epoch, start=offset * self.config.batch_size)
+        sampler.set_epoch(self.epoch, start=offset * int(self.config.batch_size or 0))
         self.method.train()
         for batch in loader:
             self._train_step(batch)
@@ -270,7 +272,7 @@ class Trainer:
         loss, logs, lr = self._last
         t0, s0 = self._clock
         now = time.perf_counter()
-        sps = (self.step - s0) * self.config.batch_size / max(now - t0, 1e-9)
+        sps = (self.step - s0) * int(self.config.batch_size or 0) / max(now - t0, 1e-9)
         self._clock = (now, self.step)
         record = self.metrics.log(step, self.epoch, loss, lr, sps, logs)
         self.last_loss = record["loss"]
