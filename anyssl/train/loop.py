@@ -190,12 +190,23 @@ class Trainer:
         self.step = self._saved_step = int(state["step"])
         set_rng_state(state["rng"])
 
+    def _preflight(self) -> None:
+        """Make the views of a few samples before anything is written, so that a bad view spec
+        (a crop longer than the data, say) fails without leaving a half-started run folder.
+        The trainer reseeds the views and the RNGs afterwards, so the run is unchanged."""
+        n = min(len(cast(Any, self.train_set)), int(self.config.batch_size or 0), 8)
+        batch = self.collate([self.train_set[i] for i in range(n)])
+        inputs, _ = self.to_device(batch, self.device, False)
+        with torch.no_grad():
+            self._method.views(inputs)
+
     # ---- training -------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         """Train to ``total_steps`` (from ``last.pt`` with ``config.resume``)."""
         self._check_run_dir()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self._setup()
+        self._preflight()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.config.resume:
             self._resume()
         else:

@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from anyssl.registry import DATASETS
+from anyssl.splits import check_split, split_indices
 
 __all__ = [
     "DIGITS_SPLIT_SEED", "DataPathError", "DatasetDownloadError", "TensorImageDataset",
@@ -36,14 +37,6 @@ class DataPathError(ValueError):
 
 class DatasetDownloadError(ValueError):
     """A dataset that is neither on disk nor downloadable (no network)."""
-
-
-def check_split(split: str) -> str:
-    """``"train"`` or ``"test"`` (``"val"`` is read as ``"test"``); anything else raises."""
-    s = {"val": "test", "valid": "test", "validation": "test"}.get(split, split)
-    if s not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
-    return s
 
 
 class TensorImageDataset(Dataset[tuple[Tensor, int]]):
@@ -93,23 +86,6 @@ def resize_images(images: Tensor, size: int | None) -> Tensor:
     out = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
                         antialias=True)
     return out.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def split_indices(labels: Sequence[int], test_fraction: float,
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded split stratified by label: ``round(test_fraction * n_c)`` of each class (the
-    unlabeled count as one class) go to test. Returns sorted ``(train, test)`` indices."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    y = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    test: list[np.ndarray] = []
-    for c in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == c))
-        test.append(members[: round(test_fraction * len(members))])
-    test_idx = np.sort(np.concatenate(test)) if test else np.zeros(0, dtype=np.int64)
-    train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
-    return train_idx, test_idx
 
 
 @lru_cache(maxsize=2)

@@ -37,6 +37,7 @@ from anyssl.modalities.timeseries.io import (
 )
 from anyssl.modalities.timeseries.io_text import read_tsv
 from anyssl.registry import DATASETS
+from anyssl.splits import check_split, split_indices
 
 __all__ = [
     "DATA_DIR", "NORMALIZE_CHOICES", "UCR_URL", "DatasetDownloadError", "SeriesDataset",
@@ -94,28 +95,6 @@ def ts2vec_epochs(n: int, channels: int, length: int, batch_size: int = 8) -> in
     at most 100,000 values, else 600, at batch size 8) in epochs of ``max(1, n // 8)`` steps."""
     iters = 200 if n * channels * length <= 100_000 else 600
     return math.ceil(iters / max(1, n // batch_size))
-
-
-def check_split(split: str) -> str:
-    """``"train"`` or ``"test"`` (``"val"`` is read as ``"test"``); anything else raises."""
-    s = {"val": "test", "valid": "test", "validation": "test"}.get(split, split)
-    if s not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
-    return s
-
-
-def split_indices(labels: Sequence[int], test_fraction: float,
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded split stratified by label: ``round(test_fraction * n_c)`` of each class (the
-    unlabeled count as one class) go to test. Returns sorted ``(train, test)`` indices."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    y = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    test = [rng.permutation(np.flatnonzero(y == c))[: round(test_fraction * int((y == c).sum()))]
-            for c in np.unique(y)]
-    test_idx = np.sort(np.concatenate(test)) if test else np.zeros(0, dtype=np.int64)
-    return np.setdiff1d(np.arange(len(y)), test_idx), test_idx
 
 
 # ---- the dataset ----------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def observed(x: Tensor) -> Tensor:
 
 def valid_steps(x: Tensor) -> Tensor:
     """``N x T`` bool: the time steps where at least one channel is observed."""
-    return observed(x).any(dim=1)
+    return ~torch.isnan(x).all(dim=1)  # one N x T negation, not an N x C x T one
 
 
 def lengths(x: Tensor) -> Tensor:

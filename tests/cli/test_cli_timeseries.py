@@ -98,3 +98,29 @@ def test_ts2vec_is_a_time_series_method_only(tmp_path: Path):
     code, text = run_cli("train", "--modality", "image", "--method", "ts2vec",
                          "--out", str(tmp_path / "x"))
     assert code == 2 and "unknown method 'ts2vec' for modality 'image'" in text
+
+
+def test_a_crop_longer_than_the_series_fails_before_the_run_folder_exists(tmp_path: Path):
+    out = tmp_path / "run"
+    code, text = run_cli("train", "--modality", "timeseries", "--method", "simclr", "--aug",
+                         "crop(length=500)", *SMALL, "--out", str(out))
+    assert code == 2 and "crop(length=500) needs series of at least 500" in text, text
+    assert not out.exists()  # nothing half-started to trip over on the next try
+
+
+@pytest.mark.parametrize("train,test,expect", [
+    ("@classLabel true 1 2\n@data\n1,2,3:4,5,6:1\n1,2,3:1\n", None, "channel"),
+    ("@univariate true\n@classLabel true 1 2\n@data\n1,2,3:4,5,6:1\n", None, "@univariate"),
+    ("@classLabel true 1 2\n@data\n1,2,3:1\n4,5,6:2\n", "@classLabel false\n@data\n1,2,3\n",
+     "label"),
+    ("@classLabel true 1 a\n@data\n1,2,3:1\n4,5,6:a\n", None, "label"),
+])
+def test_more_bad_ts_files_exit_2(tmp_path: Path, train: str, test: str | None, expect: str):
+    root = tmp_path / "Bad"
+    root.mkdir()
+    (root / "Bad_TRAIN.ts").write_text(train)
+    (root / "Bad_TEST.ts").write_text(test or train)
+    code, text = run_cli("train", "--modality", "timeseries", "--method", "ts2vec", "--data",
+                         str(root), "--out", str(tmp_path / "run"))
+    assert code == 2 and text.startswith("error:") and expect in text, text
+    assert "Bad_T" in text and "Traceback" not in text
