@@ -12,7 +12,7 @@ from cli_helpers import run_cli
 from anyssl.registry import AUGMENTATIONS, METHODS
 
 
-@pytest.mark.parametrize("protocol", ["linear", "knn"])
+@pytest.mark.parametrize("protocol", ["linear", "knn", "svm"])
 def test_eval_protocols_report_pretrained_and_random(trained_run: Path, tmp_path: Path,
                                                       protocol: str) -> None:
     out = tmp_path / f"{protocol}.json"
