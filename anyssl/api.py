@@ -103,7 +103,8 @@ def train(
     ``on_fit_end``, each called with the trainer)."""
     cfg = _config(config, overrides)
     parts = _parts(cfg, need_test=cfg.eval)
-    protocols = cfg.eval_protocols or list(parts.modality.eval_protocols)
+    default_protocols, eval_options = parts.modality.evaluation(parts.train_set)
+    protocols = cfg.eval_protocols or list(default_protocols)
     cfg = cfg.merged({"batch_size": parts.batch_size, "eval_protocols": protocols})
     random_encoder = _random_encoder(parts, cfg) if cfg.eval else None
     if cfg.epochs is None:  # a small embedded dataset suggests a run of about a minute on CPU
@@ -130,6 +131,7 @@ def train(
             _ds(parts.train_set),
             _ds(parts.test_set),
             protocols=tuple(protocols),
+            options=eval_options,
             device=trainer.device,
             collate=parts.modality.collate,
             to_device=parts.modality.to_device,
@@ -191,7 +193,7 @@ def evaluate_checkpoint(
         to_device=run.parts.modality.to_device,
         fraction=fraction,
         seed=seed,
-        options=options or {},
+        options=_merge_options(run.parts.modality.evaluation(run.parts.train_set)[1], options),
     )
 
 
@@ -222,6 +224,16 @@ def embed_checkpoint(
         collate=run.parts.modality.collate,
         to_device=run.parts.modality.to_device,
     )
+
+
+def _merge_options(
+    defaults: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """The dataset's per-protocol options, with the caller's keywords winning."""
+    out = {k: dict(v) for k, v in defaults.items()}
+    for protocol, kw in (given or {}).items():
+        out[protocol] = {**out.get(protocol, {}), **kw}
+    return out
 
 
 def _ds(dataset: SSLDataset | None) -> Dataset[Any]:

@@ -166,6 +166,7 @@ def build_parts(
     mod = get_modality(modality)
     METHODS.get(method, mod.name)  # an unknown name raises, listing the modality's methods
     mod.check_method(method)
+    data = data or mod.default_data(method)
     train_set = mod.dataset(data, "train", seed=seed, **(data_args or {}))
     test_set = mod.dataset(data, "test", seed=seed, **(data_args or {})) if need_test else None
     enc = mod.encoder(encoder, train_set, **(encoder_args or {}))

@@ -65,8 +65,15 @@ class Modality:
         to_device: moves a collated batch to the device once.
         methods: method names this modality can serve (None: every generic method).
         conv_encoder: True when ``channels_last`` helps its encoders on CUDA.
-        eval_protocols: the protocols a run evaluates when the config names none (the ones its
-            field reports: linear and kNN for images, the SVM for UCR time series).
+        eval_protocols: the protocols a run evaluates when neither the config nor the dataset
+            names any (the ones its field reports: linear and kNN for images, the SVM for UCR
+            time series).
+        method_datasets: the default dataset of particular methods (a node-level method needs
+            a node-level graph); other methods use ``default_dataset``.
+
+    A dataset may refine the defaults with ``suggested_encoder`` (an encoder name),
+    ``eval_protocols`` (names) and ``eval_options`` (keywords per protocol, e.g. GraphCL's
+    ``{"svm": {"folds": 10}}``).
     """
 
     name: str
@@ -79,7 +86,18 @@ class Modality:
     methods: tuple[str, ...] | None = None
     conv_encoder: bool = False
     eval_protocols: tuple[str, ...] = ("linear", "knn")
+    method_datasets: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def default_data(self, method: str) -> str:
+        """The dataset a run of ``method`` uses when ``--data`` is not given."""
+        return self.method_datasets.get(method, self.default_dataset)
+
+    def evaluation(self, dataset: Any) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
+        """The default evaluation protocols and their options for ``dataset``."""
+        protocols = tuple(getattr(dataset, "eval_protocols", None) or self.eval_protocols)
+        options = dict(getattr(dataset, "eval_options", None) or {})
+        return protocols, options
 
     def check_method(self, method: str) -> None:
         """Raise ``ValueError`` when this modality cannot serve ``method``."""
@@ -108,7 +126,7 @@ class Modality:
         """Build an encoder by name (or pass an instance), shaped for ``dataset``."""
         if not isinstance(spec, (str, type(None))):
             return spec
-        name = spec or self.default_encoder
+        name = spec or getattr(dataset, "suggested_encoder", None) or self.default_encoder
         factory = ENCODERS.get(name, self.name)
         try:
             return factory(**{**dataset.encoder_kwargs, **kwargs})

@@ -1,0 +1,1 @@
+"""Graph modality (being built)."""
