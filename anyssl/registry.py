@@ -22,6 +22,7 @@ from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])  # a registered class or function keeps its own type
 ENTRY_POINT_GROUP = "anyssl.plugins"
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,10 @@ class Registry(Generic[T]):
         scope: str | None = None,
         description: str | None = None,
         override: bool = False,
-    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    ) -> Callable[[F], F]:
         """Decorator: register a class or factory under ``name`` (default: its lower-cased name)."""
 
-        def deco(factory: Callable[..., T]) -> Callable[..., T]:
+        def deco(factory: F) -> F:
             key = name or getattr(factory, "__name__", "").lower()
             self.add(key, factory, scope=scope, description=description, override=override)
             return factory

@@ -17,7 +17,7 @@ def check_split(split: str) -> str:
     return s
 
 
-def split_indices(labels: Sequence[int], test_fraction: float,
+def split_indices(labels: Sequence[int] | np.ndarray, test_fraction: float,
                   seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded split stratified by label: ``round(test_fraction * n_c)`` of each class (the
     unlabeled count as one class) go to test. Returns sorted ``(train, test)`` indices."""

@@ -26,10 +26,12 @@ BUILTIN = sorted(ep.name for ep in entry_points(group="anyssl.plugins"))
 ALL_REGISTRIES = [MODALITIES, METHODS, ENCODERS, AUGMENTATIONS, OBJECTIVES, DATASETS]
 
 
-def small_batch(modality: str, n: int = 8) -> tuple[Any, Any]:
+def small_batch(modality: str, n: int = 8, method: str | None = None) -> tuple[Any, Any]:
+    """A collated batch of the default data (of ``method``, when it has its own default) and
+    the dataset; a node-level dataset holds one graph, so ``n`` is capped at its length."""
     mod = get_modality(modality)
-    data = mod.dataset(None, "train")
-    return mod.collate([data[i] for i in range(n)]), data
+    data = mod.dataset(mod.default_data(method) if method else None, "train")
+    return mod.collate([data[i] for i in range(min(n, len(data)))]), data
 
 
 @pytest.mark.parametrize("registry", ALL_REGISTRIES, ids=lambda r: r.kind)
@@ -46,7 +48,9 @@ def test_default_dataset_yields_labelled_pairs(modality: str) -> None:
         data = mod.dataset(None, split)
         assert len(data) > 0 and isinstance(data.encoder_kwargs, dict)
         _, label = data[0]
-        assert isinstance(label, int) and (data.num_classes is None or label < data.num_classes)
+        labels = torch.as_tensor(label).view(-1)  # node-level data: one label per node
+        assert labels.dtype == torch.long or isinstance(label, int)
+        assert data.num_classes is None or bool((labels < data.num_classes).all())
 
 
 @pytest.mark.parametrize("modality", BUILTIN)
@@ -63,8 +67,8 @@ def test_every_encoder_fixes_out_dim_at_construction(modality: str) -> None:
 @pytest.mark.parametrize("modality", BUILTIN)
 def test_every_method_trains_a_step_on_default_data(modality: str) -> None:
     mod = get_modality(modality)
-    (x, y), data = small_batch(modality)
     for method in METHODS.names(modality):  # generic methods and the modality's own
+        (x, y), data = small_batch(modality, method=method)
         mod.check_method(method)
         torch.manual_seed(0)
         params = inspect.signature(METHODS.get(method, modality)).parameters

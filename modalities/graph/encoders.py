@@ -10,6 +10,7 @@ Every encoder is built as ``factory(in_dim=F, level="graph" | "node", **kwargs)`
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -18,7 +19,8 @@ from torch_geometric.nn import GCNConv, GINConv, global_add_pool, global_mean_po
 
 from anyssl.registry import ENCODERS
 
-__all__ = ["GCN", "GIN", "LEVELS", "check_graph_batch", "graph_index", "masked_nodes"]
+__all__ = ["GCN", "GIN", "LEVELS", "check_graph_batch", "graph_index", "masked_nodes",
+           "require_level"]
 
 LEVELS = ("graph", "node")
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -56,6 +58,15 @@ def graph_index(batch: Any) -> tuple[Tensor, int]:
     if index is None:
         return torch.zeros(batch.num_nodes, dtype=torch.long, device=batch.x.device), 1
     return index, int(n) if n is not None else int(index.max()) + 1
+
+
+def require_level(encoder: nn.Module, want: str, method: str, hint: str) -> None:
+    """Raise ``ValueError`` when ``encoder.level`` (the data's level) is not ``want``; an
+    encoder without a ``level`` attribute passes."""
+    level = getattr(encoder, "level", None)
+    if level is not None and level != want:
+        raise ValueError(f"{method} is a {want}-level method but the data is {level}-level "
+                         f"(encoder level={level!r}); {hint}")
 
 
 def masked_nodes(batch: Any, h: Tensor) -> Tensor:
@@ -112,7 +123,7 @@ class GIN(nn.Module):
         """Every layer's node output. Shape: ``num_layers`` x (``V x hidden_dim``)."""
         h, edge_index = check_graph_batch(batch, self.in_dim, "gin")
         out = []
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm in zip(self.convs, self.norms, strict=True):
             h = norm(torch.relu(conv(h, edge_index)))  # V x hidden
             out.append(h)
         return out
@@ -123,8 +134,9 @@ class GIN(nn.Module):
     def forward(self, batch: Any) -> Tensor:
         if self.level == "node":
             return masked_nodes(batch, self.nodes(batch))
+        layers = self.layers(batch)  # checks the batch first
         index, n = graph_index(batch)
-        pooled = [global_add_pool(h, index, size=n) for h in self.layers(batch)]  # G x hidden
+        pooled = [global_add_pool(h, index, size=n) for h in layers]  # G x hidden
         return torch.cat(pooled, dim=1)  # G x out_dim
 
 
@@ -159,7 +171,7 @@ class GCN(nn.Module):
                              f"{in_dim}, {out_dim}, {num_layers}")
         self.in_dim, self.level, self.out_dim = in_dim, _check_level(level), out_dim
         dims = [in_dim] + [2 * out_dim] * (num_layers - 1) + [out_dim]
-        self.convs = nn.ModuleList(GCNConv(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.convs = nn.ModuleList(GCNConv(a, b) for a, b in itertools.pairwise(dims))
         self.activation = _activation(activation)
 
     def nodes(self, batch: Any) -> Tensor:
