@@ -8,6 +8,14 @@ registers, with ``scope="graph"``: the datasets ``digits-graphs`` (default, grap
 ``gin`` and ``gcn``; the methods ``graphcl`` and ``grace``; and the ``graph`` Modality.
 """
 
+import warnings
+
+# torch_geometric's import calls torch.jit.script, which this torch deprecates with a
+# FutureWarning on every CLI run; the warning is theirs and says nothing to our users.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    import torch_geometric  # noqa: F401
+
 from anyssl.modalities.graph import (  # noqa: F401  (importing registers the parts)
     augment,
     augment_subgraph,
