@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -289,3 +290,21 @@ def save(name: str, args: argparse.Namespace, device: torch.device, table: str,
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"saved {path}")
     return path
+
+
+def per_second(fn: Callable[[], Any], n: int, device: torch.device, args: argparse.Namespace,
+               contention: list[float | None]) -> float:
+    """``n`` x calls / seconds of a block of back-to-back ``fn()`` calls lasting about
+    ``args.block`` s (a single call of a millisecond would mostly time a cold start after
+    ``clean_run``'s idle wait); the median over ``args.repeats`` blocks after warm-up."""
+    for _ in range(args.warmup):
+        fn()
+    calls = max(1, math.ceil(args.block / max(timed(fn, device), 1e-6)))
+
+    def block() -> None:
+        for _ in range(calls):
+            fn()
+
+    times = [clean_run(lambda: timed(block, device), args, contention)
+             for _ in range(args.repeats)]
+    return n * calls / median(times)

@@ -16,27 +16,22 @@ without it, random graphs of the same size are used.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 from _common import (
-    clean_run,
     common_parser,
     contention_limit,
     contention_note,
     markdown_table,
-    median,
+    per_second,
     save,
     setup,
-    timed,
 )
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import dropout_edge, subgraph
@@ -154,23 +149,6 @@ def per_graph_collated(one: Callable[[Data, float], Data], ratio: float,
     return Batch.from_data_list(per_graph(one, ratio, graphs))
 
 
-def graphs_per_s(fn: Callable[[], Any], n: int, device: torch.device,
-                 args: argparse.Namespace, contention: list[float | None]) -> float:
-    """``n`` x calls / seconds of a block of back-to-back ``fn()`` calls lasting about
-    ``args.block`` s; the median over ``args.repeats`` blocks after warm-up."""
-    for _ in range(args.warmup):
-        fn()
-    calls = max(1, math.ceil(args.block / max(timed(fn, device), 1e-6)))
-
-    def block() -> None:
-        for _ in range(calls):
-            fn()
-
-    times = [clean_run(lambda: timed(block, device), args, contention)
-             for _ in range(args.repeats)]
-    return n * calls / median(times)
-
-
 def main() -> None:
     p = common_parser(__doc__.splitlines()[0])
     p.set_defaults(threads=2)
@@ -194,9 +172,9 @@ def main() -> None:
         spec = f"{name}(ratio={ratio})"
         aug = parse_spec(spec, scope="graph")
         print(f"{spec} ...", flush=True)
-        ours = graphs_per_s(partial(aug, batch, gen), n, device, args, contention)
-        each = graphs_per_s(partial(per_graph, one, ratio, graphs), n, cpu, args, contention)
-        both = graphs_per_s(partial(per_graph_collated, one, ratio, graphs), n, cpu, args,
+        ours = per_second(partial(aug, batch, gen), n, device, args, contention)
+        each = per_second(partial(per_graph, one, ratio, graphs), n, cpu, args, contention)
+        both = per_second(partial(per_graph_collated, one, ratio, graphs), n, cpu, args,
                             contention)
         results.append({"spec": spec, "batched": ours, "per_graph_collated": both,
                         "per_graph_transform_only": each, "speedup": ours / both})

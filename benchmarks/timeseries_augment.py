@@ -15,22 +15,19 @@ exact tsaug twin and are timed natively only.
 
 from __future__ import annotations
 
-import argparse
-import math
+import functools
 from typing import Any
 
 import numpy as np
 import torch
 from _common import (
-    clean_run,
     common_parser,
     contention_limit,
     contention_note,
     markdown_table,
-    median,
+    per_second,
     save,
     setup,
-    timed,
 )
 
 # registers the native augmentations (augment_warp imports augment) and the tsaug wrappers
@@ -61,24 +58,6 @@ def cases(length: int) -> list[tuple[str, tuple[str, dict[str, Any], str] | None
     ]
 
 
-def series_per_s(fn: Any, n: int, device: torch.device, args: argparse.Namespace,
-                 contention: list[float | None]) -> float:
-    """``n`` x calls / seconds of a block of back-to-back ``fn()`` calls lasting about
-    ``args.block`` s (a single call of a millisecond would mostly time a cold start after
-    ``clean_run``'s idle wait); the median over ``args.repeats`` blocks after warm-up."""
-    for _ in range(args.warmup):
-        fn()
-    calls = max(1, math.ceil(args.block / max(timed(fn, device), 1e-6)))
-
-    def block() -> None:
-        for _ in range(calls):
-            fn()
-
-    times = [clean_run(lambda: timed(block, device), args, contention)
-             for _ in range(args.repeats)]
-    return n * calls / median(times)
-
-
 def main() -> None:
     p = common_parser(__doc__.splitlines()[0])
     p.set_defaults(threads=2)
@@ -105,7 +84,7 @@ def main() -> None:
     for spec, twin in cases(args.length):
         aug = parse_spec(spec, scope="timeseries")
         print(f"{spec} ...", flush=True)
-        native = series_per_s(lambda a=aug: a(x, gen), n, device, args, contention)
+        native = per_second(functools.partial(aug, x, gen), n, device, args, contention)
         row: dict[str, Any] = {"spec": spec, "native": native}
         if twin is not None and not args.no_tsaug:
             import tsaug
@@ -114,10 +93,10 @@ def main() -> None:
             direct = getattr(tsaug, cls)(**kwargs, seed=0)
             wrapper = parse_spec(wrapper_spec, scope="timeseries")
             row.update(tsaug=f"{cls}({', '.join(f'{k}={v}' for k, v in kwargs.items())})",
-                       tsaug_direct=series_per_s(lambda d=direct: d.augment(arr), n, cpu, args,
-                                                 contention),
-                       tsaug_wrapper=series_per_s(lambda w=wrapper: w(x, gen), n, device, args,
-                                                  contention))
+                       tsaug_direct=per_second(functools.partial(direct.augment, arr), n, cpu,
+                                               args, contention),
+                       tsaug_wrapper=per_second(functools.partial(wrapper, x, gen), n, device,
+                                                args, contention))
             row["native_over_tsaug"] = native / row["tsaug_direct"]
         results.append(row)
         rows.append([spec, round(native), row.get("tsaug", "-"),

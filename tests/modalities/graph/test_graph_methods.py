@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from test_graph_encoders import IN_DIM, random_graph
 from torch import Tensor, nn
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 
 from anyssl.methods.simclr import SimCLR
 from anyssl.modalities.graph.encoders import GCN, GIN
@@ -18,17 +19,6 @@ from anyssl.modalities.graph.grace import GRACE, grace_loss
 from anyssl.modalities.graph.graphcl import GraphCL, graphcl_loss
 from anyssl.registry import METHODS
 from anyssl.views import Identity, ViewGenerator
-
-IN_DIM = 5
-
-
-def random_graph(n: int, g: torch.Generator, p: float = 0.4, mask: bool = False) -> Data:
-    """An undirected random graph (both edge directions stored) with ``n`` nodes."""
-    a = torch.triu(torch.rand(n, n, generator=g) < p, diagonal=1)
-    data = Data(x=torch.randn(n, IN_DIM, generator=g), edge_index=(a | a.T).nonzero().T)
-    if mask:
-        data.node_mask = torch.rand(n, generator=g) < 0.5
-    return data
 
 
 def graph_batch(n_graphs: int = 6, seed: int = 0) -> tuple[Batch, Tensor]:
