@@ -53,7 +53,7 @@ def train_command(
         typer.Option(help="Learning rate (default: the method's, scaled by batch/256)."),
     ] = None,
     optimizer: Annotated[
-        str | None, typer.Option(help="sgd, lars or adamw (default: the method's).")
+        str | None, typer.Option(help="sgd, lars, adamw or adam (default: the method's).")
     ] = None,
     aug: Annotated[
         str | None,

@@ -20,7 +20,7 @@ import yaml
 __all__ = ["ConfigError", "DEFAULT_BATCH_SIZE", "FALLBACK_DEFAULTS", "OPTIMIZERS", "SCHEDULES",
            "TrainConfig", "resolve_defaults"]
 
-OPTIMIZERS = ("sgd", "lars", "adamw")
+OPTIMIZERS = ("sgd", "lars", "adamw", "adam")
 SCHEDULES = ("cosine", "step", "constant")
 
 #: Used for what a method's ``train_defaults`` leaves out: the MoCo v2 recipe (He et al. 2020,
@@ -59,7 +59,7 @@ class TrainConfig:
     max_steps: int | None = None  # optimizer steps; when set it overrides epochs
     batch_size: int | None = None  # per step (one device); None: the method's, fit to the data
     lr: float | None = None  # learning rate as used; None: method base lr * batch_size / 256
-    optimizer: str | None = None  # "sgd" | "lars" | "adamw"; None: the method's
+    optimizer: str | None = None  # "sgd" | "lars" | "adamw" | "adam"; None: the method's
     weight_decay: float | None = None  # L2 / decoupled decay; None: the method's
     momentum: float = 0.9  # SGD/LARS momentum (AdamW beta1)
     schedule: str | None = None  # "cosine" | "step" | "constant" after warm-up; None: the method's

@@ -97,10 +97,15 @@ def build_optimizer(name: str, module: nn.Module, lr: float, weight_decay: float
     - ``lars``: ``LARS`` with biases and norm parameters excluded (SimCLR, BYOL).
     - ``adamw``: AdamW (betas ``(momentum, 0.999)``) with biases and norm parameters undecayed
       (MoCo v3, DINO).
+    - ``adam``: Adam with L2 weight decay on every parameter, coupled into the gradient (the
+      GraphCL and GRACE reference code).
     """
-    if name == "sgd":
+    if name in ("sgd", "adam"):
         params = [p for p in module.parameters() if p.requires_grad]
         _check_nonempty(params, module)
+        if name == "adam":
+            return torch.optim.Adam(params, lr=lr, betas=(momentum, 0.999),
+                                    weight_decay=weight_decay)
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name in ("lars", "adamw"):
         groups = param_groups(module, weight_decay)
@@ -111,7 +116,7 @@ def build_optimizer(name: str, module: nn.Module, lr: float, weight_decay: float
             g.pop("lars_exclude")
         return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999),
                                  weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of: sgd, lars, adamw")
+    raise ValueError(f"unknown optimizer {name!r}; choose one of: sgd, lars, adamw, adam")
 
 
 def _check_nonempty(params: list[Any], module: nn.Module) -> None:

@@ -96,7 +96,7 @@ def test_resolve_defaults_in_steps() -> None:
 
 
 def test_resolve_defaults_bad_choices() -> None:
-    with pytest.raises(ConfigError, match="unknown optimizer 'adam'; choose one of: sgd, lars"):
-        resolve_defaults(TrainConfig(optimizer="adam"), {})
+    with pytest.raises(ConfigError, match="unknown optimizer 'adagrad'; choose one of: sgd, lars"):
+        resolve_defaults(TrainConfig(optimizer="adagrad"), {})
     with pytest.raises(ConfigError, match="unknown schedule 'linear'"):
         resolve_defaults(TrainConfig(), {"schedule": "linear"})

@@ -81,7 +81,7 @@ def test_lars_zero_weight_uses_trust_ratio_one() -> None:
 
 
 @pytest.mark.parametrize("name,cls", [("sgd", torch.optim.SGD), ("lars", LARS),
-                                      ("adamw", torch.optim.AdamW)])
+                                      ("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam)])
 def test_build_optimizer_only_trainable(name: str, cls: type) -> None:
     m = net()
     m.head.requires_grad_(False)
@@ -91,10 +91,13 @@ def test_build_optimizer_only_trainable(name: str, cls: type) -> None:
     assert params == {id(p) for p in list(m.lin.parameters()) + list(m.bn.parameters())}
     if name == "adamw":
         assert sorted(g["weight_decay"] for g in opt.param_groups) == [0.0, 1e-4]
+    if name == "adam":  # coupled L2 on every parameter, as the GraphCL / GRACE code
+        assert [g["weight_decay"] for g in opt.param_groups] == [1e-4]
+        assert not isinstance(opt, torch.optim.AdamW)
 
 
 def test_build_optimizer_errors() -> None:
-    with pytest.raises(ValueError, match="unknown optimizer 'adam'; choose one of"):
-        build_optimizer("adam", net(), 0.1, 0.0)
+    with pytest.raises(ValueError, match="unknown optimizer 'adagrad'; choose one of"):
+        build_optimizer("adagrad", net(), 0.1, 0.0)
     with pytest.raises(ValueError, match="no trainable parameters"):
         build_optimizer("sgd", net().requires_grad_(False), 0.1, 0.0)
