@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from anyssl.modalities.timeseries.series import check_series, lengths
+from anyssl.modalities.timeseries.series import check_series
 
 __all__ = ["AlignedView", "OverlapCrops", "take_windows"]
 
@@ -93,9 +93,8 @@ class OverlapCrops:
     def __call__(self, x: Tensor) -> list[AlignedView]:
         x = check_series(x, "TS2Vec's overlapping crops")
         n, t = x.shape[0], x.shape[-1]
-        longest = int(lengths(x).max().item()) if n else 0
-        if longest < self.min_length:
-            raise ValueError(f"series of {longest} steps are shorter than the crop length "
+        if t < self.min_length:  # the padded length: checking it needs no device sync
+            raise ValueError(f"series of {t} steps are shorter than the crop length "
                              f"{self.min_length}; lower min_length or use longer series")
         cpu, dev = self._generators(x.device)
         crop_l = _randint(self.min_length, t + 1, cpu)  # overlap length (TS2Vec's crop_l)
