@@ -246,7 +246,8 @@ def _encoder_of(parts: Parts) -> nn.Module:
     """The encoder to evaluate: the method's ``eval_encoder`` when it names one (TS2Vec's weight
     average), else its ``encoder``."""
     method = parts.method
-    return cast(nn.Module, getattr(method, "eval_encoder", None) or method.encoder)
+    chosen = getattr(method, "eval_encoder", None)  # not `or`: a Module's truth is its length
+    return cast(nn.Module, method.encoder if chosen is None else chosen)
 
 
 def _device(device: str | None) -> torch.device:
