@@ -22,6 +22,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from anyssl.build import Parts, build_parts
 from anyssl.eval import embed, evaluate
+from anyssl.eval.pair_protocols import merge_results, run_pair_protocols, split_protocols
 from anyssl.modality import SSLDataset
 from anyssl.registry import import_plugin
 from anyssl.train import TrainConfig, Trainer, load_checkpoint
@@ -107,6 +108,9 @@ def train(
     protocols = cfg.eval_protocols or list(default_protocols)
     cfg = cfg.merged({"batch_size": parts.batch_size, "eval_protocols": protocols})
     random_encoder = _random_encoder(parts, cfg) if cfg.eval else None
+    # zero-shot and retrieval need the whole method at its initial weights as the baseline
+    random_method = copy.deepcopy(parts.method) if cfg.eval and split_protocols(protocols)[1] \
+        else None
     if cfg.epochs is None:  # a small embedded dataset suggests a run of about a minute on CPU
         suggested = getattr(parts.train_set, "suggested_epochs", None)
         cfg = cfg.merged({"epochs": int(suggested or DEFAULT_EPOCHS)})
@@ -125,18 +129,8 @@ def train(
     result = trainer.fit()
     report = None
     if cfg.eval and parts.test_set is not None and random_encoder is not None:
-        report = evaluate(
-            _encoder_of(parts),
-            random_encoder,
-            _ds(parts.train_set),
-            _ds(parts.test_set),
-            protocols=tuple(protocols),
-            options=eval_options,
-            device=trainer.device,
-            collate=parts.modality.collate,
-            to_device=parts.modality.to_device,
-            seed=cfg.seed,
-        )
+        report = _report(parts, (parts.method, random_method), random_encoder, protocols,
+                         eval_options, device=trainer.device, seed=cfg.seed)
         (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
     return RunResult(run_dir, Path(result.checkpoint), report, parts.notes)
 
@@ -152,9 +146,14 @@ class LoadedRun:
 
 
 def load_run(checkpoint: str | Path, data: str | None = None) -> LoadedRun:
-    """Rebuild a run from ``checkpoint`` (optionally on other data of the same modality)."""
+    """Rebuild a run from ``checkpoint`` (optionally on other data of the same modality).
+    The checkpoint's ``data_state`` (the image-text tokenizer) goes back to the dataset, so
+    other data is tokenized as the model was trained."""
     state = load_checkpoint(Path(checkpoint), map_location="cpu")
     cfg = TrainConfig.from_dict(state["config"]).merged({"data": data})
+    data_state = state.get("data_state") or {}
+    if data_state:
+        cfg = cfg.merged({"data_args": {**cfg.data_args, **data_state}})
     parts = _parts(cfg, need_test=True)
     try:
         parts.method.load_state_dict(state["method"])
@@ -182,19 +181,34 @@ def evaluate_checkpoint(
     run = load_run(checkpoint, data)
     if run.parts.test_set is None:
         raise ValueError("this dataset has no test split to evaluate on")
-    return evaluate(
-        run.encoder,
-        run.random_encoder,
-        _ds(run.parts.train_set),
-        _ds(run.parts.test_set),
-        protocols=protocols,
-        device=_device(device),
-        collate=run.parts.modality.collate,
-        to_device=run.parts.modality.to_device,
-        fraction=fraction,
-        seed=seed,
-        options=_merge_options(run.parts.modality.evaluation(run.parts.train_set)[1], options),
-    )
+    random_method = _parts(run.config, need_test=False).method if split_protocols(
+        protocols)[1] else None  # the method at its seeded initial weights
+    opts = _merge_options(run.parts.modality.evaluation(run.parts.train_set)[1], options)
+    return _report(run.parts, (run.parts.method, random_method), run.random_encoder, protocols,
+                   opts, device=_device(device), seed=seed, fraction=fraction,
+                   encoder=run.encoder)
+
+
+def _report(
+    parts: Parts, methods: tuple[nn.Module, nn.Module | None], random_encoder: nn.Module,
+    protocols: Sequence[str], options: dict[str, dict[str, Any]], *, device: Any, seed: int,
+    fraction: float = 0.01, encoder: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Frozen-feature protocols on the encoders and whole-method protocols (zero-shot,
+    retrieval) on the methods, merged into one report."""
+    frozen, pair = split_protocols(protocols)
+    kw: dict[str, Any] = dict(device=device, collate=parts.modality.collate,
+                              to_device=parts.modality.to_device)
+    reports = []
+    if frozen:
+        reports.append(evaluate(encoder if encoder is not None else _encoder_of(parts),
+                                random_encoder, _ds(parts.train_set), _ds(parts.test_set),
+                                protocols=frozen, options=options, fraction=fraction, seed=seed,
+                                **kw))
+    if pair:
+        reports.append(run_pair_protocols(methods[0], methods[1], _ds(parts.test_set), pair,
+                                          options, **kw))
+    return merge_results(*reports)
 
 
 def embed_checkpoint(

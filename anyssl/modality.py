@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from anyssl.registry import DATASETS, ENCODERS, MODALITIES
+from anyssl.registry import DATASETS, ENCODERS, METHODS, MODALITIES
 
 
 class SSLDataset(Protocol):
@@ -99,8 +99,20 @@ class Modality:
         options = dict(getattr(dataset, "eval_options", None) or {})
         return protocols, options
 
+    def available_methods(self) -> list[str]:
+        """The methods this modality serves: its ``methods`` when set, else every generic
+        method and its own, less those that need paired inputs (``needs_pair``, e.g. clip)."""
+        if self.methods is not None:
+            return list(self.methods)
+        return [m for m in METHODS.names(self.name) if not _needs_pair(m, self.name)]
+
     def check_method(self, method: str) -> None:
         """Raise ``ValueError`` when this modality cannot serve ``method``."""
+        if self.methods is None and _needs_pair(method, self.name):
+            raise ValueError(
+                f"method {method!r} trains two towers on paired inputs; modality {self.name!r} "
+                "has single inputs: use --modality image-text, or a paired modality of your own"
+            )
         if self.methods is not None and method not in self.methods:
             raise ValueError(
                 f"method {method!r} is not available for modality {self.name!r}; "
@@ -134,6 +146,11 @@ class Modality:
             raise ValueError(
                 f"encoder {name!r} cannot be built with {sorted(kwargs)}: {err}"
             ) from None
+
+
+def _needs_pair(method: str, scope: str) -> bool:
+    """True for a method whose class says it needs a two-tower encoder (``needs_pair``)."""
+    return bool(getattr(METHODS.get(method, scope), "needs_pair", False))
 
 
 def _build_dataset(key: tuple[str, str], **kwargs: Any) -> SSLDataset:

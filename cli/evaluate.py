@@ -1,4 +1,5 @@
-"""``anyssl eval linear|knn|finetune|svm CHECKPOINT``: evaluation protocols on a trained encoder."""
+"""``anyssl eval linear|knn|finetune|svm|zeroshot|retrieval CHECKPOINT``: evaluation protocols
+on a trained encoder (zero-shot and retrieval: on a two-tower method such as CLIP)."""
 
 from __future__ import annotations
 
@@ -113,3 +114,52 @@ def svm(
     if kernel is not None:
         opts["kernel"] = kernel
     _run("svm", checkpoint, data, device, out, seed, options={"svm": opts})
+
+
+@app.command("zeroshot")
+@cli_errors
+def zeroshot(
+    checkpoint: Checkpoint,
+    classes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated class names, one per label in label order (default: "
+                     "the data's own names, e.g. OpenMoji's 12 groups)."),
+    ] = None,
+    template: Annotated[
+        list[str] | None,
+        typer.Option(help="A prompt template with {} for the class name; repeat for several, "
+                     "whose text embeddings are averaged (default: the data's templates)."),
+    ] = None,
+    data: Data = None,
+    device: Device = None,
+    out: Out = None,
+    seed: Seed = 0,
+) -> None:
+    """Zero-shot classification of the held-out split: each class's prompt embeddings from the
+    text tower, averaged over templates, against the image embeddings (CLIP)."""
+    opts: dict[str, Any] = {}
+    if classes is not None:
+        names = [c.strip() for c in classes.split(",") if c.strip()]
+        if len(names) < 2:
+            raise ValueError("--classes needs at least two comma-separated class names")
+        opts["classes"] = names
+    if template:
+        bad = [t for t in template if "{}" not in t]
+        if bad:
+            raise ValueError(f"template {bad[0]!r} has no {{}} for the class name")
+        opts["templates"] = list(template)
+    _run("zeroshot", checkpoint, data, device, out, seed, options={"zeroshot": opts})
+
+
+@app.command("retrieval")
+@cli_errors
+def retrieval(
+    checkpoint: Checkpoint,
+    data: Data = None,
+    device: Device = None,
+    out: Out = None,
+    seed: Seed = 0,
+) -> None:
+    """Image->text and text->image Recall@1/5/10 on the held-out split (an image counts as
+    found when any of its captions is in the top k), with the chance level of each."""
+    _run("retrieval", checkpoint, data, device, out, seed)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from anyssl.cli.errors import cli_errors
+from anyssl.modality import get_modality
 from anyssl.registry import (
     AUGMENTATIONS,
     DATASETS,
@@ -45,6 +46,9 @@ def listing_lines(kind: Kind, modality: str | None = None) -> list[str]:
     entries = REGISTRIES[kind].entries(all_scopes=True)
     if modality is not None:
         entries = [e for e in entries if e.scope in (None, modality)]
+        if kind is Kind.methods:  # generic methods the modality cannot serve (clip) drop out
+            served = set(get_modality(modality).available_methods())
+            entries = [e for e in entries if e.name in served]
     width = max((len(e.name) for e in entries), default=0)
     scope_w = max((len(e.scope or "any") for e in entries), default=0)
     return [f"  {e.name:<{width}}  {e.scope or 'any':<{scope_w}}  {e.description}" for e in entries]

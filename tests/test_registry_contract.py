@@ -67,7 +67,7 @@ def test_every_encoder_fixes_out_dim_at_construction(modality: str) -> None:
 @pytest.mark.parametrize("modality", BUILTIN)
 def test_every_method_trains_a_step_on_default_data(modality: str) -> None:
     mod = get_modality(modality)
-    for method in METHODS.names(modality):  # generic methods and the modality's own
+    for method in mod.available_methods():  # generic methods and the modality's own
         (x, y), data = small_batch(modality, method=method)
         mod.check_method(method)
         torch.manual_seed(0)

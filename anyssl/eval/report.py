@@ -21,9 +21,14 @@ from anyssl.eval.linear import linear_probe
 from anyssl.eval.svm import svm_cv, svm_split
 from anyssl.modality import move_to_device
 
-PROTOCOLS: tuple[str, ...] = ("linear", "knn", "finetune", "svm")
-#: metrics that are fractions in [0, 1], shown as percentages.
-ACCURACY_KEYS = ("top1", "top5", "std")
+#: Protocols on frozen features of the (primary) encoder.
+FEATURE_PROTOCOLS: tuple[str, ...] = ("linear", "knn", "finetune", "svm")
+#: Protocols that need a whole two-tower method (``anyssl.eval.pair_protocols``).
+PAIR_PROTOCOLS: tuple[str, ...] = ("zeroshot", "retrieval")
+PROTOCOLS: tuple[str, ...] = FEATURE_PROTOCOLS + PAIR_PROTOCOLS
+#: metrics that are fractions in [0, 1], shown as percentages (and names starting with these).
+ACCURACY_KEYS = ("top1", "top5", "std", "majority")
+ACCURACY_PREFIXES = ("top", "i2t_", "t2i_", "chance")
 Results = dict[str, dict[str, dict[str, float]]]
 
 
@@ -101,6 +106,11 @@ def evaluate(
     each encoder's device; the linear probe and kNN use CUDA when available.
     """
     names = check_protocols(protocols)
+    pair = [p for p in names if p in PAIR_PROTOCOLS]
+    if pair:
+        raise ValueError(f"{pair[0]} needs the whole two-tower method, not an encoder: use "
+                         "anyssl.eval.pair_protocols.run_pair_protocols or anyssl eval "
+                         f"{pair[0]}")
     options = options or {}
     unknown = [k for k in options if k not in PROTOCOLS]
     if unknown:
@@ -118,7 +128,11 @@ def evaluate(
 def _cell(metric: str, value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{100 * value:.2f}" if metric in ACCURACY_KEYS else f"{value:g}"
+    return f"{100 * value:.2f}" if _is_accuracy(metric) else f"{value:g}"
+
+
+def _is_accuracy(metric: str) -> bool:
+    return metric in ACCURACY_KEYS or metric.startswith(ACCURACY_PREFIXES)
 
 
 def report_rows(results: Results) -> list[list[str]]:
@@ -130,7 +144,7 @@ def report_rows(results: Results) -> list[list[str]]:
         a, b = pre.get(proto, {}), rnd.get(proto, {})
         for metric in dict.fromkeys([*a, *b]):
             va, vb = a.get(metric), b.get(metric)
-            delta = (f"{100 * (va - vb):+.2f}" if metric.startswith("top")
+            delta = (f"{100 * (va - vb):+.2f}" if metric.startswith(("top", "i2t_", "t2i_"))
                      and va is not None and vb is not None else "")
             rows.append([proto, metric, _cell(metric, va), _cell(metric, vb), delta])
     return rows
@@ -168,5 +182,5 @@ def print_report(results: Results, file: TextIO | None = None) -> None:
         console.file.write(report_text(results) + "\n")
 
 
-__all__ = ["PROTOCOLS", "check_protocols", "evaluate", "format_report", "print_report",
-           "report_rows", "report_text"]
+__all__ = ["FEATURE_PROTOCOLS", "PAIR_PROTOCOLS", "PROTOCOLS", "check_protocols", "evaluate",
+           "format_report", "print_report", "report_rows", "report_text"]

@@ -6,7 +6,8 @@ A method is an ``nn.Module`` built as ``Method(encoder, views, **hparams)`` with
 """
 
 from anyssl.methods.byol import BYOL
+from anyssl.methods.clip import CLIP
 from anyssl.methods.moco import MoCo, MoCoV1
 from anyssl.methods.simclr import SimCLR
 
-__all__ = ["BYOL", "MoCo", "MoCoV1", "SimCLR"]
+__all__ = ["BYOL", "CLIP", "MoCo", "MoCoV1", "SimCLR"]

@@ -11,6 +11,8 @@ A checkpoint is a dict of tensors and plain Python values (no pickled objects), 
     step       optimizer steps done (= index of the next step);  epoch: epoch of the next step
     rng        ``rng_state()``
     encoder    build info: name, class, out_dim, kwargs (the dataset's ``encoder_kwargs``)
+    data_state (optional) plain values the dataset needs to be rebuilt identically, from its
+               ``data_state()`` (image-text: the tokenizer as JSON); passed back as data args
 """
 
 from __future__ import annotations

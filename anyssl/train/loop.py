@@ -156,6 +156,9 @@ class Trainer:
             "epoch": self.step // self.steps_per_epoch, "rng": rng_state(),
             "encoder": self._encoder_info(),
         }
+        data_state = getattr(self.train_set, "data_state", None)
+        if callable(data_state):  # what rebuilding the data needs (image-text: the tokenizer)
+            state["data_state"] = data_state()
         save_checkpoint(self.checkpoint_path, state)
         self._saved_step = self.step
 

@@ -12,7 +12,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from anyssl.eval.report import (
-    PROTOCOLS,
+    FEATURE_PROTOCOLS,
+    PAIR_PROTOCOLS,
     evaluate,
     format_report,
     print_report,
@@ -63,13 +64,19 @@ def test_evaluate_runs_both_encoders(results: dict[str, dict[str, dict[str, floa
 
 def test_every_protocol_dispatches() -> None:
     res = evaluate(Select([0, 1]), None, _data(90, 0), _data(30, 1), device="cpu",
-                   protocols=PROTOCOLS, fraction=0.2,
+                   protocols=FEATURE_PROTOCOLS, fraction=0.2,
                    options={"finetune": {"epochs": 2, "lr": 0.1}, "svm": {"folds": 3}})
     assert set(res) == {"pretrained"}
     out = res["pretrained"]
-    assert set(out) == set(PROTOCOLS)
+    assert set(out) == set(FEATURE_PROTOCOLS)
     assert out["finetune"]["n_labels"] == 18
     assert set(out["svm"]) == {"top1", "std"}  # folds given: svm_cv over train + test
+
+
+@pytest.mark.parametrize("protocol", PAIR_PROTOCOLS)
+def test_pair_protocols_need_the_whole_method(protocol: str) -> None:
+    with pytest.raises(ValueError, match="two-tower method"):
+        evaluate(Select([0, 1]), None, _data(90, 0), _data(30, 1), protocols=(protocol,))
 
 
 def test_unknown_protocol_lists_valid_ones() -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from anyssl.pair import KeyedViews, PairEncoder
 from anyssl.views import ViewGenerator
 
 IN_DIM = 16
@@ -47,6 +48,26 @@ def make_parts() -> Callable[..., tuple[ToyEncoder, ViewGenerator]]:
         return ToyEncoder(), views
 
     return make
+
+
+@pytest.fixture
+def make_pair_parts() -> Callable[..., tuple[PairEncoder, KeyedViews]]:
+    """``make_pair_parts(seed=0) -> (encoder, views)``: two toy towers ``a`` and ``b`` on
+    16-d vectors and per-tower noise views, for methods with paired inputs (clip)."""
+
+    def make(seed: int = 0) -> tuple[PairEncoder, KeyedViews]:
+        torch.manual_seed(seed)
+        views = KeyedViews({"a": GaussianNoise(), "b": GaussianNoise()})
+        views.manual_seed(seed)
+        return PairEncoder({"a": ToyEncoder(), "b": ToyEncoder()}), views
+
+    return make
+
+
+def pair_inputs(batch: tuple[Tensor, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+    """A toy batch as paired inputs: ``b`` is a fixed function (reversal) of ``a``."""
+    x, y = batch
+    return {"a": x, "b": x.flip(1)}, y
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import pair_inputs
 from torch import Tensor, nn
 
 import anyssl.methods  # noqa: F401  (registers the methods)
@@ -20,14 +21,31 @@ SMALL: dict[str, dict[str, Any]] = {
     "mocov1": {"out_dim": 16, "queue_size": 96, "momentum": 0.9},
     "mocov2": {"hidden_dim": 32, "out_dim": 16, "queue_size": 96, "momentum": 0.9},
     "byol": {"hidden_dim": 32, "out_dim": 16, "pred_hidden_dim": 32, "momentum": 0.9},
+    "clip": {"embed_dim": 16},
 }
 NAMES = METHODS.names()
 OPTIMIZERS = {"sgd", "lars", "adamw"}
 SCHEDULES = {"cosine", "step", "constant"}
 
 
-def _build(name: str, make_parts, seed: int = 0) -> Any:
-    encoder, views = make_parts(seed)
+def _paired(name: str) -> bool:
+    return bool(getattr(METHODS.get(name), "needs_pair", False))
+
+
+@pytest.fixture
+def parts_for(make_parts, make_pair_parts):
+    """``parts_for(name, seed=0) -> (encoder, views)``: toy parts shaped for the method."""
+    return lambda name, seed=0: (make_pair_parts if _paired(name) else make_parts)(seed)
+
+
+@pytest.fixture
+def batch_for(toy_batch):
+    """``batch_for(name)``: the toy batch, as paired inputs for a paired method."""
+    return lambda name: pair_inputs(toy_batch) if _paired(name) else toy_batch
+
+
+def _build(name: str, parts_for, seed: int = 0) -> Any:
+    encoder, views = parts_for(name, seed)
     return METHODS.build(name, encoder=encoder, views=views, **SMALL.get(name, {}))
 
 
@@ -40,10 +58,11 @@ def test_registry_has_the_methods() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_training_step_returns_scalar_loss_and_detached_logs(name, make_parts, toy_batch):
-    method = _build(name, make_parts)
-    assert isinstance(method.encoder, nn.Module) and method.views.n_views >= 2
-    loss, logs = method.training_step(toy_batch)
+def test_training_step_returns_scalar_loss_and_detached_logs(name, parts_for, batch_for):
+    method = _build(name, parts_for)
+    assert isinstance(method.encoder, nn.Module)
+    assert method.views.n_views >= (1 if _paired(name) else 2)  # paired: one view per tower
+    loss, logs = method.training_step(batch_for(name))
     assert isinstance(loss, Tensor) and loss.dim() == 0 and loss.requires_grad
     assert torch.isfinite(loss)
     assert "loss" in logs
@@ -62,7 +81,7 @@ def test_train_defaults_are_complete(name) -> None:
     )
     # the trainer reads only these keys; a misspelt one would be silently ignored
     assert set(defaults) <= {"optimizer", "lr", "weight_decay", "momentum", "schedule",
-                             "warmup_epochs", "milestones"}
+                             "warmup_epochs", "milestones", "batch_size"}
     assert defaults["optimizer"] in OPTIMIZERS and defaults["schedule"] in SCHEDULES
     assert defaults["lr"] > 0 and defaults["weight_decay"] >= 0 and defaults["warmup_epochs"] >= 0
     if defaults["schedule"] == "step":
@@ -70,11 +89,11 @@ def test_train_defaults_are_complete(name) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_sgd_on_a_fixed_batch_decreases_the_loss(name, make_parts, toy_batch) -> None:
+def test_sgd_on_a_fixed_batch_decreases_the_loss(name, parts_for, batch_for) -> None:
     """Same views every step. Buffers (queue, BN statistics) are restored after each step so
     the objective stays fixed: with a queue, the batch's own keys would otherwise come back as
     negatives of the same batch and raise the loss, which is not what this test is about."""
-    method = _build(name, make_parts)
+    method, toy_batch = _build(name, parts_for), batch_for(name)
     buffers = {k: v.clone() for k, v in method.named_buffers()}
     opt = torch.optim.SGD(_trainable(method), lr=0.05, momentum=0.9)
     losses = []
@@ -93,8 +112,8 @@ def test_sgd_on_a_fixed_batch_decreases_the_loss(name, make_parts, toy_batch) ->
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_momentum_target_moves_and_gets_no_gradient(name, make_parts, toy_batch) -> None:
-    method = _build(name, make_parts)
+def test_momentum_target_moves_and_gets_no_gradient(name, parts_for, batch_for) -> None:
+    method, toy_batch = _build(name, parts_for), batch_for(name)
     targets = [m for m in method.modules() if isinstance(m, MomentumTarget)]
     if not targets:
         pytest.skip(f"{name} has no momentum target")
@@ -110,8 +129,8 @@ def test_momentum_target_moves_and_gets_no_gradient(name, make_parts, toy_batch)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_queue_pointer_advances(name, make_parts, toy_batch) -> None:
-    method = _build(name, make_parts)
+def test_queue_pointer_advances(name, parts_for, batch_for) -> None:
+    method, toy_batch = _build(name, parts_for), batch_for(name)
     queues = [m for m in method.modules() if isinstance(m, Queue)]
     if not queues:
         pytest.skip(f"{name} has no queue")
@@ -123,14 +142,14 @@ def test_queue_pointer_advances(name, make_parts, toy_batch) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_state_dict_round_trip(name, make_parts, toy_batch) -> None:
-    method = _build(name, make_parts, seed=0)
+def test_state_dict_round_trip(name, parts_for, batch_for) -> None:
+    method, toy_batch = _build(name, parts_for, seed=0), batch_for(name)
     opt = torch.optim.SGD(_trainable(method), lr=0.1)
     loss, _ = method.training_step(toy_batch)
     loss.backward()
     opt.step()
     method.on_step_end(0, 10)
-    other = _build(name, make_parts, seed=1)
+    other = _build(name, parts_for, seed=1)
     other.load_state_dict(copy.deepcopy(method.state_dict()))
     for (k, a), (k2, b) in zip(method.state_dict().items(), other.state_dict().items(),
                                strict=True):
@@ -142,24 +161,28 @@ def test_state_dict_round_trip(name, make_parts, toy_batch) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_needs_an_encoder_with_out_dim(name, make_parts) -> None:
-    _, views = make_parts()
+def test_needs_an_encoder_with_out_dim(name, parts_for) -> None:
+    encoder, views = parts_for(name)
     with pytest.raises(ValueError, match="out_dim"):
-        METHODS.build(name, encoder=nn.Linear(16, 8), views=views, **SMALL.get(name, {}))
+        if _paired(name):  # a tower without out_dim is refused when the pair is built
+            encoder = type(encoder)({"a": nn.Linear(16, 8), "b": nn.Linear(16, 8)})
+        else:
+            encoder = nn.Linear(16, 8)
+        METHODS.build(name, encoder=encoder, views=views, **SMALL.get(name, {}))
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_unknown_hyperparameter_raises_type_error(name, make_parts) -> None:
-    encoder, views = make_parts()
+def test_unknown_hyperparameter_raises_type_error(name, parts_for) -> None:
+    encoder, views = parts_for(name)
     with pytest.raises(TypeError):
         METHODS.build(name, encoder=encoder, views=views, not_a_hparam=1)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_bfloat16_autocast_gives_a_float32_loss(name, make_parts, toy_batch) -> None:
+def test_bfloat16_autocast_gives_a_float32_loss(name, parts_for, batch_for) -> None:
     """The trainer runs training_step under bf16 autocast on GPUs; CPU autocast checks the
     same dtype mixing (bf16 matmuls, float32 queue and loss)."""
-    method = _build(name, make_parts)
+    method, toy_batch = _build(name, parts_for), batch_for(name)
     buffer_dtypes = {k: v.dtype for k, v in method.named_buffers()}
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, logs = method.training_step(toy_batch)
