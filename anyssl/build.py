@@ -176,4 +176,6 @@ def build_parts(
     batch, notes = fit_batch_size(method, batch_size, len(train_set), mod.name)
     kwargs, more = method_kwargs(method, method_args or {}, len(train_set), batch, mod.name)
     built = build_method(method, enc, view_gen, mod.name, **kwargs)
-    return Parts(mod, train_set, test_set, built, notes + more, batch)
+    data_notes = [n for ds in (train_set, test_set) for n in getattr(ds, "notes", None) or []]
+    return Parts(mod, train_set, test_set, built, list(dict.fromkeys(data_notes)) + notes + more,
+                 batch)

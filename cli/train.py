@@ -102,8 +102,8 @@ def train_command(
     ] = False,
     eval_protocol: Annotated[
         list[str] | None,
-        typer.Option("--eval-protocol", help="linear, knn, finetune or svm (repeatable; "
-                     "default: the modality's)."),
+        typer.Option("--eval-protocol", help="linear, knn, finetune, svm, zeroshot or "
+                     "retrieval (repeatable; default: the modality's)."),
     ] = None,
 ) -> None:
     """Pre-train a method on a modality's data, then report the modality's evaluation protocols

@@ -47,6 +47,20 @@ def _class_names(dataset: Any, given: Sequence[str] | None) -> list[str] | None:
     return list(given)
 
 
+def _check_zeroshot_data(dataset: Any, classes: Sequence[str] | None) -> None:
+    """Zero-shot needs labels to score and names for them; say which is missing."""
+    targets = getattr(dataset, "targets", None)
+    if targets is not None and len(targets) and all(int(t) < 0 for t in targets):
+        raise ValueError("zero-shot accuracy needs labeled data, and this data has no labels: "
+                         "give a label column (-d label_key=...) or evaluate retrieval")
+    if not classes and not getattr(dataset, "class_names", None):
+        raise ValueError("zero-shot needs class names: pass --classes 'a,b,...' (one per label, "
+                         "in label order)")
+    if getattr(dataset, "tokenize", None) is None:
+        raise ValueError("zero-shot needs data that can turn class prompts into the second "
+                         "tower's input (a dataset with a tokenize method, as image-text has)")
+
+
 def run_pair_protocols(
     method: nn.Module,
     random_method: nn.Module | None,
@@ -63,9 +77,12 @@ def run_pair_protocols(
     ``dataset`` (the held-out split). ``options["zeroshot"]`` may hold ``classes`` and
     ``templates``."""
     if not hasattr(method, "encode") or len(getattr(method, "keys", ())) != 2:
-        raise ValueError(f"{', '.join(protocols)} need a two-tower method such as clip "
-                         f"(got {type(method).__name__}); use linear, knn, svm or finetune")
+        what = " and ".join(protocols) + (" need" if len(protocols) > 1 else " needs")
+        raise ValueError(f"{what} a two-tower method such as clip (got "
+                         f"{type(method).__name__}); use linear, knn, svm or finetune")
     zs = dict((options or {}).get("zeroshot", {}))
+    if "zeroshot" in protocols:
+        _check_zeroshot_data(dataset, zs.get("classes"))
     templates = zs.get("templates") or getattr(dataset, "prompt_templates", None) or list(
         DEFAULT_TEMPLATES)
     return evaluate_pair(
