@@ -23,13 +23,18 @@ def test_wheel_file_list(tmp_path: Path) -> None:
     assert tops == {"anyssl", next(t for t in tops if t.endswith(".dist-info"))}
     for required in ("anyssl/__init__.py", "anyssl/py.typed", "anyssl/methods/moco.py",
                      "anyssl/train/loop.py", "anyssl/eval/linear.py",
-                     "anyssl/modalities/image/__init__.py", "anyssl/cli/app.py"):
+                     "anyssl/modalities/image/__init__.py", "anyssl/cli/app.py",
+                     "anyssl/modalities/timeseries/data/GunPoint_TRAIN.tsv",
+                     "anyssl/modalities/image_text/data/openmoji64.npz",
+                     "anyssl/modalities/image_text/data/README.md",
+                     "anyssl/modalities/text/tokenizer.py"):
         assert required in names, required
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     meta = {n.rsplit("/", 1)[1]: n for n in names if ".dist-info/" in n}
     entry_points = zipfile.ZipFile(wheel).read(meta["entry_points.txt"]).decode()
     assert "anyssl = anyssl.cli.app:main" in entry_points
     assert "[anyssl.plugins]" in entry_points and "image = anyssl.modalities.image" in entry_points
+    assert "image-text = anyssl.modalities.image_text" in entry_points
 
 
 def test_installed_packages_import_from_anywhere(tmp_path: Path) -> None:
@@ -45,7 +50,7 @@ def test_installed_packages_import_from_anywhere(tmp_path: Path) -> None:
 
 def test_core_imports_no_modality_library(tmp_path: Path) -> None:
     code = ("import sys, anyssl, anyssl.api, anyssl.build, anyssl.train, anyssl.eval; "
-            "bad = [m for m in ('torchvision', 'torch_geometric', 'tsaug', 'PIL') "
+            "bad = [m for m in ('torchvision', 'torch_geometric', 'tsaug', 'PIL', 'tokenizers') "
             "if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
                          capture_output=True, text=True).stdout
