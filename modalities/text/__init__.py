@@ -24,7 +24,7 @@ MODALITY = register_modality(Modality(
     name="text",
     description="token ids (B x L) from a byte-level BPE: token dropout/masking; Transformer, bag",
     default_dataset="openmoji",
-    default_encoder="transformer",
+    default_encoder="bag",  # CPU-sized like image-text's text tower; --encoder transformer
     recipe=text_recipe,
 ))
 
