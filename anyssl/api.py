@@ -25,7 +25,8 @@ from anyssl.eval import embed, evaluate
 from anyssl.eval.pair_protocols import merge_results, run_pair_protocols, split_protocols
 from anyssl.modality import SSLDataset
 from anyssl.registry import import_plugin
-from anyssl.train import TrainConfig, Trainer, load_checkpoint
+from anyssl.train import ConfigError, TrainConfig, Trainer, load_checkpoint
+from anyssl.train.checkpoint import check_format
 from anyssl.train.config import DEFAULT_EPOCHS
 
 __all__ = ["RunResult", "embed_checkpoint", "evaluate_checkpoint", "load_run", "train"]
@@ -88,6 +89,8 @@ class _PrintNotes:
         self.notes = notes
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        if not trainer.is_main:  # several processes: rank 0 speaks for all
+            return
         for note in self.notes:
             print(f"note: {note}")
 
@@ -128,7 +131,8 @@ def train(
     )
     result = trainer.fit()
     report = None
-    if cfg.eval and parts.test_set is not None and random_encoder is not None:
+    # several processes: rank 0 evaluates alone (fit has destroyed the process group)
+    if cfg.eval and trainer.is_main and parts.test_set is not None and random_encoder is not None:
         report = _report(parts, (parts.method, random_method), random_encoder, protocols,
                          eval_options, device=trainer.device, seed=cfg.seed)
         (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
@@ -150,7 +154,11 @@ def load_run(checkpoint: str | Path, data: str | None = None) -> LoadedRun:
     The checkpoint's ``data_state`` (the image-text tokenizer) goes back to the dataset, so
     other data is tokenized as the model was trained."""
     state = load_checkpoint(Path(checkpoint), map_location="cpu")
-    cfg = TrainConfig.from_dict(state["config"]).merged({"data": data})
+    check_format(state, checkpoint)
+    try:
+        cfg = TrainConfig.from_dict(state["config"]).merged({"data": data})
+    except ConfigError as err:
+        raise ConfigError(f"checkpoint {checkpoint}: {err}") from None
     data_state = state.get("data_state") or {}
     if data_state:
         cfg = cfg.merged({"data_args": {**cfg.data_args, **data_state}})

@@ -134,6 +134,15 @@ def build_method(
     return METHODS.build(method, scope, encoder=encoder, views=views, **kwargs)
 
 
+def _not_empty(dataset: SSLDataset, data: str, split: str) -> SSLDataset:
+    """``dataset``, or a one-line ``ValueError`` when it holds no samples (a plugin's dataset
+    that found nothing would otherwise fail later, inside the trainer or an evaluation)."""
+    if len(dataset) == 0:
+        raise ValueError(f"the {split} split of dataset {data!r} holds no samples; give more "
+                         "data, or a smaller -d test_fraction when the dataset takes one")
+    return dataset
+
+
 @dataclass
 class Parts:
     """Everything a run is made of."""
@@ -167,8 +176,10 @@ def build_parts(
     METHODS.get(method, mod.name)  # an unknown name raises, listing the modality's methods
     mod.check_method(method)
     data = data or mod.default_data(method)
-    train_set = mod.dataset(data, "train", seed=seed, **(data_args or {}))
-    test_set = mod.dataset(data, "test", seed=seed, **(data_args or {})) if need_test else None
+    kw = data_args or {}
+    train_set = _not_empty(mod.dataset(data, "train", seed=seed, **kw), data, "train")
+    test_set = _not_empty(mod.dataset(data, "test", seed=seed, **kw), data, "test") \
+        if need_test else None
     enc = mod.encoder(encoder, train_set, **(encoder_args or {}))
     if not isinstance(getattr(enc, "out_dim", None), int):
         raise ValueError(f"encoder {type(enc).__name__} has no int out_dim; set it at construction")

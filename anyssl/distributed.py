@@ -14,7 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["gather_no_grad", "gather_with_grad", "is_distributed", "rank", "world_size"]
+__all__ = ["all_gather_object", "barrier", "broadcast_object", "broadcast_state", "gather_no_grad",
+           "gather_with_grad", "is_distributed", "rank", "world_size"]
 
 
 def is_distributed() -> bool:
@@ -71,3 +72,47 @@ def gather_no_grad(x: Tensor) -> Tensor:
     out = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(out, x.contiguous())
     return torch.cat(out, dim=0)
+
+
+# ---- collectives the trainer needs; each is a no-op (or the identity) without a process group ----
+def barrier() -> None:
+    """Wait until every rank gets here; nothing without a process group."""
+    if world_size() > 1:
+        dist.barrier()
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` (any picklable value) on every rank; ``obj`` itself on one process.
+    Only for small values (verdicts, flags): it pickles."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src, device=_comm_device())
+    return box[0]
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable), indexed by rank; ``[obj]`` on one process."""
+    if world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+@torch.no_grad()
+def broadcast_state(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s parameters and buffers (a MoCo queue, BatchNorm statistics) into
+    every rank's ``module`` in place, so all ranks start from the same state; nothing on one
+    process. Every rank's module must have the same tensors in the same order."""
+    if world_size() == 1:
+        return
+    for tensor in [*module.parameters(), *module.buffers()]:
+        dist.broadcast(tensor.data, src=src)
+
+
+def _comm_device() -> torch.device | None:
+    """The device object collectives stage through: the current GPU for NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return None

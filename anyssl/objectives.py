@@ -5,6 +5,13 @@ arguments, so the multi-device case is testable on one CPU. Similarities may be 
 lower autocast precision; logits are upcast to float32 before the softmax, and every loss is
 returned in float32 (float64 for float64 inputs). The modules registered in
 ``OBJECTIVES`` gather across processes themselves (a no-op on one device).
+
+Gradient scaling across processes: each rank's loss is the mean over its own anchors, scored
+against every rank's candidates (gathered with ``distributed.gather_with_grad``, whose backward
+sums every rank's gradient for each slice). With the same number of anchors per rank the mean
+of the per-rank losses is the whole batch's loss, and DDP, which *averages* the parameter
+gradients over ranks, then yields exactly the gradient of one process holding the whole batch;
+no extra factor of the world size is needed (``tests/test_distributed_methods.py``).
 """
 
 from __future__ import annotations

@@ -86,6 +86,11 @@ class ClipLoss(nn.Module):
     and ``gather=True`` both sides are gathered with gradient (``gather_with_grad``) and the
     loss is the global-batch one (``local_loss=False``) or the local rows' (``local_loss=True``);
     on one device the in-batch loss. The learnable ``logit_scale`` belongs to the method.
+
+    Both give the one-process gradient under DDP's averaging: with ``local_loss=False`` every
+    rank computes the same global loss, the gather's backward sums the W identical gradients of
+    each slice and DDP divides by W; with ``local_loss=True`` the mean over ranks of the local
+    losses is the global loss. ``logit_scale`` gets the global loss's gradient either way.
     """
 
     def __init__(self, local_loss: bool = False, gather: bool = True) -> None:

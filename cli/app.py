@@ -23,5 +23,5 @@ app.command("list")(list_command)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m anyssl``)."""
+    app(prog_name="anyssl")

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from anyssl.cli.errors import cli_errors
+from anyssl.cli.errors import USER_ERRORS, cli_errors, fail
 from anyssl.eval import print_report
 
 
 def parse_key_values(pairs: list[str] | None) -> dict[str, Any]:
-    """``["queue_size=4096", "temperature=0.1"]`` -> dict with numbers parsed (YAML scalars)."""
-    import yaml
+    """``["queue_size=4096", "temperature=0.1"]`` -> dict with numbers parsed (YAML scalars,
+    read by the config's safe loader: no aliases, no Python tags)."""
+    from anyssl.train.safe_yaml import load_yaml_text
 
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise ValueError(f"bad argument {pair!r}: expected key=value, e.g. temperature=0.1")
         key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = load_yaml_text(value, f"argument {key.strip()!r}")
     return out
 
 
 @cli_errors
 def train_command(
+    ctx: typer.Context,
     modality: Annotated[
         str | None, typer.Option(help="Modality: image, ... (anyssl list modalities).")
     ] = None,
@@ -47,7 +52,10 @@ def train_command(
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many steps (overrides epochs).")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(min=2, help="Batch size.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=2, help="Batch size per process (a step sees processes x "
+                                 "this; the default lr scales with that).")
+    ] = None,
     lr: Annotated[
         float | None,
         typer.Option(help="Learning rate (default: the method's, scaled by batch/256)."),
@@ -105,46 +113,146 @@ def train_command(
         typer.Option("--eval-protocol", help="linear, knn, finetune, svm, zeroshot or "
                      "retrieval (repeatable; default: the modality's)."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Move a run already in --out aside to "
+                           "<out>.replaced-<UTC time> and start again.")
+    ] = False,
+    skip_nonfinite: Annotated[
+        bool, typer.Option("--skip-nonfinite", help="Skip (and count) steps whose loss or "
+                           "gradients are nan/inf instead of stopping.")
+    ] = False,
+    devices: Annotated[
+        int | None, typer.Option(min=1, help="Train in N processes on this machine (one per "
+                                 "GPU, or Gloo on CPU) through torchrun; --batch-size is per "
+                                 "process.")
+    ] = None,
+    sync_bn: Annotated[
+        bool, typer.Option("--sync-bn", help="BatchNorm statistics over all processes' "
+                           "samples (SyncBatchNorm; CUDA, several processes).")
+    ] = False,
 ) -> None:
     """Pre-train a method on a modality's data, then report the modality's evaluation protocols
-    (linear probe and kNN for images, the SVM for time series) next to the random-init encoder."""
+    (linear probe and kNN for images, the SVM for time series) next to the random-init encoder.
+
+    Several processes: `torchrun --nproc-per-node N -m anyssl train ...` (or `--nnodes M` across
+    machines), or `anyssl train --devices N ...` on this machine. Each process takes
+    --batch-size samples per step, so a step sees N x --batch-size; rank 0 writes the run."""
+    if resume and overwrite:
+        fail("--resume and --overwrite contradict each other: --resume continues the run in "
+             "--out, --overwrite moves it aside and starts again; pass one of them")
+    if devices is not None and devices > 1:
+        _launch(devices, device, _given_options(ctx, drop={"devices"}))
+        return
     from anyssl.api import train
     from anyssl.train import TrainConfig
 
-    base = TrainConfig.from_yaml(config) if config is not None else TrainConfig()
-    method_args = {**base.method_args, **parse_key_values(method_arg)}
-    encoder_args = {**base.encoder_args, **parse_key_values(encoder_arg)}
-    data_args = {**base.data_args, **parse_key_values(data_arg)}
-    if queue_size is not None:
-        method_args["queue_size"] = queue_size
-    overrides: dict[str, Any] = {
-        "modality": modality,
-        "method": method,
-        "data": data,
-        "encoder": encoder,
-        "epochs": epochs,
-        "max_steps": max_steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "optimizer": optimizer,
-        "aug": aug,
-        "views": views,
-        "out": str(out) if out else None,
-        "device": device,
-        "seed": seed,
-        "num_workers": num_workers,
-        "checkpoint_every": checkpoint_every,
-        "method_args": method_args or None,
-        "encoder_args": encoder_args or None,
-        "data_args": data_args or None,
-        "eval_protocols": eval_protocol or None,
-        "plugins": plugin or None,
-        "resume": True if resume else None,
-        "compile": True if compile else None,
-        "tensorboard": True if tensorboard else None,
-        "eval": False if no_eval else None,
-    }
-    result = train(base, **overrides)
-    typer.echo(f"run folder: {result.run_dir}  checkpoint: {result.checkpoint}")
-    if result.eval is not None:
-        print_report(result.eval)
+    rank = _torchrun_rank()
+    with _quiet() if rank else contextlib.nullcontext():
+        base = TrainConfig.from_yaml(config) if config is not None else TrainConfig()
+        method_args = {**base.method_args, **parse_key_values(method_arg)}
+        encoder_args = {**base.encoder_args, **parse_key_values(encoder_arg)}
+        data_args = {**base.data_args, **parse_key_values(data_arg)}
+        if queue_size is not None:
+            method_args["queue_size"] = queue_size
+        overrides: dict[str, Any] = {
+            "modality": modality,
+            "method": method,
+            "data": data,
+            "encoder": encoder,
+            "epochs": epochs,
+            "max_steps": max_steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "optimizer": optimizer,
+            "aug": aug,
+            "views": views,
+            "out": str(out) if out else None,
+            "device": device,
+            "seed": seed,
+            "num_workers": num_workers,
+            "checkpoint_every": checkpoint_every,
+            "method_args": method_args or None,
+            "encoder_args": encoder_args or None,
+            "data_args": data_args or None,
+            "eval_protocols": eval_protocol or None,
+            "plugins": plugin or None,
+            "resume": True if resume else None,
+            "compile": True if compile else None,
+            "tensorboard": True if tensorboard else None,
+            "eval": False if no_eval or rank else None,  # rank 0 evaluates
+            "overwrite": True if overwrite else None,
+            "skip_nonfinite": True if skip_nonfinite else None,
+            "sync_bn": True if sync_bn else None,
+        }
+        result = train(base, **overrides)
+        typer.echo(f"run folder: {result.run_dir}  checkpoint: {result.checkpoint}")
+        if result.eval is not None:
+            print_report(result.eval)
+
+
+# ---- several processes ---------------------------------------------------------------------------
+def _torchrun_rank() -> int:
+    """This process's rank when torchrun started it, else 0."""
+    return int(os.environ.get("RANK") or 0) if "WORLD_SIZE" in os.environ else 0
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """A rank other than 0: print nothing on stdout (rank 0 reports the run), and exit with the
+    code of a user error or a diverged run without repeating the message that every rank raises
+    alike (rank 0 prints it). Crashes still print their traceback."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        try:
+            yield
+        except (*USER_ERRORS, ImportError):
+            raise typer.Exit(2) from None
+        except ArithmeticError:
+            raise typer.Exit(1) from None
+
+
+def _launch(n: int, device: str | None, options: list[str]) -> None:
+    """``--devices N``: this command with ``options`` in N processes through torch's launcher."""
+    from anyssl.train.ddp import LaunchError, launch_local
+
+    if "WORLD_SIZE" in os.environ:
+        fail("--devices N starts its own processes, but this one was started by torchrun; "
+             "drop --devices")
+    _check_gpus(n, device)
+    try:
+        launch_local(n, ["train", *options])
+    except LaunchError as err:
+        if err.exitcode > 0:  # the process printed its own error
+            raise typer.Exit(err.exitcode) from None
+        fail(str(err), code=1)
+
+
+def _check_gpus(n: int, device: str | None) -> None:
+    import torch
+
+    spec = device or "auto"
+    cuda = spec.startswith("cuda") or (spec == "auto" and torch.cuda.is_available())
+    if cuda and ":" in spec:
+        fail(f"--devices {n} uses cuda:0 ... cuda:{n - 1}; pass --device cuda, not {spec}")
+    if cuda and n > torch.cuda.device_count():
+        fail(f"--devices {n} needs {n} GPUs, {torch.cuda.device_count()} visible; pass at most "
+             "that many, or --device cpu")
+
+
+def _given_options(ctx: typer.Context, drop: set[str]) -> list[str]:
+    """The options given on the command line, as command-line arguments again."""
+    out: list[str] = []
+    for param in ctx.command.params:
+        name = param.name or ""
+        source = ctx.get_parameter_source(name)
+        if name in drop or getattr(source, "name", "") != "COMMANDLINE":
+            continue
+        flag = max((o for o in param.opts if o.startswith("--")), key=len)
+        value = ctx.params[name]
+        if getattr(param, "is_flag", False):
+            out += [flag] if value else []
+        elif param.multiple:
+            out += [a for v in value for a in (flag, str(v))]
+        else:
+            out += [flag, str(value)]
+    return out
+

@@ -28,6 +28,11 @@ class BYOL(nn.Module):
 
     The asymmetric augmentations of the paper come from the view generator's 2 pipelines.
 
+    Several processes: no negatives, so nothing is gathered; each rank's loss is the mean over
+    its samples and DDP's averaged gradients are the whole batch's. DDP keeps the online
+    weights identical on every rank, so the EMA target, updated from them, stays identical too
+    (BatchNorm statistics are per process unless the encoder uses SyncBatchNorm).
+
     Args:
         encoder, views: the backbone (with ``out_dim``) and the view generator.
         hidden_dim: projector hidden width, 4096 (sec. 3.3).

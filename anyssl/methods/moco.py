@@ -6,23 +6,31 @@ query encoder) out of a queue of keys from earlier batches. v2 changes the linea
 the temperature from 0.07 to 0.2, the schedule to cosine, and the augmentations (the
 modality's recipe, not this file).
 
-Shuffling BN: the paper shuffles the key batch across GPUs so that BatchNorm cannot leak which
-sample is which (sec. 3.3). This implementation does not shuffle (on one device there is nothing
-to shuffle across, and lightly-style SplitBatchNorm is not used); the key encoder's BatchNorm
-uses the statistics of the key batch in training mode, as the reference code does per GPU.
+Several processes: the keys of every rank are gathered before they enter the queue, so every
+rank holds the same queue as one process with the whole batch would. Shuffling BN (sec. 3.3,
+``shuffle_bn``, on by default as in the reference code): the key batch is shuffled across the
+processes before the key encoder and restored after it, so BatchNorm's per-process statistics
+cannot leak which key is the positive (``_shuffle_bn.py``). It needs tensor inputs; other
+batches (graphs, dicts) are encoded unshuffled, with a warning. On one process there is nothing
+to shuffle across: the key encoder's BatchNorm uses the statistics of the whole key batch in
+training mode, as the reference code does per GPU (lightly-style SplitBatchNorm is not used).
+With SyncBatchNorm (a trainer option) the statistics are global anyway and shuffling only costs
+two gathers: pass ``shuffle_bn=False``.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from anyssl.distributed import gather_no_grad
+from anyssl.distributed import gather_no_grad, world_size
 from anyssl.heads import MLPHead
 from anyssl.memory import Queue
 from anyssl.methods._common import check_views, encoder_dim
+from anyssl.methods._shuffle_bn import shuffle_across_ranks, unshuffle_across_ranks
 from anyssl.momentum import MomentumTarget
 from anyssl.objectives import InfoNCELoss
 from anyssl.registry import METHODS
@@ -55,6 +63,8 @@ class MoCo(nn.Module):
         head_bn: BatchNorm after the MLP head's hidden layer (as SimCLR and MoCo v3 heads have);
             off in the v2 reference code. It spreads the keys of a freshly initialised encoder
             (post-ReLU pooled features have pairwise cosine ~0.9), which short runs need.
+        shuffle_bn: shuffle the key batch across processes around the key encoder (sec. 3.3,
+            on in the reference code); a no-op on one process and for non-tensor inputs.
     """
 
     train_defaults: ClassVar[dict[str, Any]] = {
@@ -79,12 +89,14 @@ class MoCo(nn.Module):
         momentum: float = 0.999,
         symmetric: bool = False,
         head_bn: bool = False,
+        shuffle_bn: bool = True,
     ) -> None:
         super().__init__()
         check_views(views, type(self).__name__, exactly=2)
         if head not in HEADS:
             raise ValueError(f"unknown MoCo head {head!r}; valid: {', '.join(HEADS)}")
         self.encoder, self.views, self.symmetric = encoder, views, symmetric
+        self.shuffle_bn = shuffle_bn
         in_dim = encoder_dim(encoder)
         layers = 2 if head == "mlp" else 1
         self.head = MLPHead(in_dim, hidden_dim or in_dim, out_dim, layers, batch_norm=head_bn)
@@ -95,19 +107,35 @@ class MoCo(nn.Module):
     def _contrast(self, x_q: Any, x_k: Any) -> tuple[Tensor, Tensor]:
         """Loss of queries from ``x_q`` against keys from ``x_k`` and the queue; and the keys."""
         q = self.head(self.encoder(x_q))  # N x out_dim
-        k = self.key_encoder(x_k)  # N x out_dim, no grad
+        k = self._keys(x_k)  # N x out_dim, no grad
         # clone: the queue is updated in place after this loss, before its backward pass
         loss = self.loss(q, k, negatives=self.queue.keys.clone())  # logits N x (1+K)
         return loss, k
+
+    def _keys(self, x_k: Any) -> Tensor:
+        """Keys of ``x_k``, shuffled across processes around the key encoder (shuffling BN)."""
+        if not self.shuffle_bn or world_size() == 1:
+            return self.key_encoder(x_k)
+        if not isinstance(x_k, Tensor):
+            warnings.warn(f"MoCo's shuffle_bn needs tensor inputs, got {type(x_k).__name__}: "
+                          f"keys are encoded unshuffled (pass shuffle_bn=False or use "
+                          f"SyncBatchNorm)", stacklevel=3)
+            return self.key_encoder(x_k)
+        x_k, unshuffle = shuffle_across_ranks(x_k)  # this rank's slice of the shuffled batch
+        return unshuffle_across_ranks(self.key_encoder(x_k), unshuffle)  # N x out_dim
 
     def training_step(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         inputs, _ = batch
         x_1, x_2 = self.views(inputs)
         loss, k = self._contrast(x_1, x_2)
+        keys = [k]
         if self.symmetric:
             loss_21, k_1 = self._contrast(x_2, x_1)
-            loss, k = 0.5 * (loss + loss_21), torch.cat([k, k_1])  # k: 2N x out_dim
-        self.queue.enqueue(gather_no_grad(k))  # keys of every process, (N*W) x out_dim
+            loss = 0.5 * (loss + loss_21)
+            keys.append(k_1)
+        # keys of every process, each key batch in rank order: the queue one process would
+        # fill with the whole batch. (V*N*W) x out_dim
+        self.queue.enqueue(torch.cat([gather_no_grad(k) for k in keys]))
         return loss, {"loss": loss.detach()}
 
     def forward(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
@@ -143,9 +171,10 @@ class MoCoV1(MoCo):
         temperature: float = 0.07,
         momentum: float = 0.999,
         symmetric: bool = False,
+        shuffle_bn: bool = True,
     ) -> None:
         super().__init__(
             encoder, views, head="linear", hidden_dim=None, out_dim=out_dim,
             queue_size=queue_size, temperature=temperature, momentum=momentum,
-            symmetric=symmetric,
+            symmetric=symmetric, shuffle_bn=shuffle_bn,
         )

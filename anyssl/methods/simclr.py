@@ -26,6 +26,10 @@ class SimCLR(nn.Module):
     the paper's loss. Each view goes through the encoder separately (BatchNorm sees one view at
     a time; any modality's batch works).
 
+    Several processes: ``NTXentLoss`` gathers both views from every rank with gradient, so the
+    negatives are the whole global batch and DDP's averaged gradients equal one process's with
+    that batch (BatchNorm statistics stay per process unless the encoder uses SyncBatchNorm).
+
     Args:
         encoder: maps a batch to N x ``encoder.out_dim`` features.
         views: makes the views of a batch (2 or more).

@@ -14,6 +14,7 @@ from anyssl.train.config import ConfigError, TrainConfig, resolve_defaults
 from anyssl.train.data import EpochSampler, mix_seed, resolve_device
 from anyssl.train.loop import (
     CHECKPOINT_NAME,
+    NonFiniteGradientError,
     NonFiniteLossError,
     RunExistsError,
     Trainer,
@@ -25,8 +26,8 @@ from anyssl.train.schedule import build_scheduler, constant, step_decay, warmup_
 
 __all__ = [
     "CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "CheckpointError", "ConfigError", "EpochSampler",
-    "LARS", "MetricsLogger", "NonFiniteLossError", "RunExistsError", "TrainConfig",
-    "TrainResult", "Trainer", "build_optimizer", "build_scheduler", "constant",
+    "LARS", "MetricsLogger", "NonFiniteGradientError", "NonFiniteLossError", "RunExistsError",
+    "TrainConfig", "TrainResult", "Trainer", "build_optimizer", "build_scheduler", "constant",
     "load_checkpoint", "mix_seed", "param_groups", "resolve_defaults", "resolve_device",
     "rng_state", "save_checkpoint", "seed_everything", "set_rng_state", "step_decay",
     "warmup_cosine",

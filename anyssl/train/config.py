@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,8 +18,11 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "DEFAULT_BATCH_SIZE", "FALLBACK_DEFAULTS", "OPTIMIZERS", "SCHEDULES",
-           "TrainConfig", "resolve_defaults"]
+from anyssl.train.safe_yaml import MAX_CONFIG_BYTES, ConfigError, load_yaml_text, read_config_text
+
+__all__ = ["ConfigError", "DEFAULT_BATCH_SIZE", "FALLBACK_DEFAULTS", "MAX_CONFIG_BYTES",
+           "MAX_CONFIG_ITEMS", "OPTIMIZERS", "SCHEDULES", "TrainConfig", "load_yaml_text",
+           "resolve_defaults"]
 
 OPTIMIZERS = ("sgd", "lars", "adamw", "adam")
 SCHEDULES = ("cosine", "step", "constant")
@@ -30,12 +34,11 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
     "warmup_epochs": 0.0, "milestones": (0.6, 0.8),
 }
 
+#: ``from_dict`` refuses a config of more values than this (all nesting levels together).
+MAX_CONFIG_ITEMS = 100_000
+
 #: A defaulted warm-up never takes more than this fraction of the run (short runs).
 MAX_DEFAULT_WARMUP_FRACTION = 0.1
-
-
-class ConfigError(ValueError):
-    """A config key or value that is not valid; the message lists the valid choices."""
 
 
 #: Batch size when neither the config nor the method's ``train_defaults`` gives one.
@@ -57,8 +60,9 @@ class TrainConfig:
     encoder_args: dict[str, Any] = field(default_factory=dict)  # encoder kwargs (width, ...)
     epochs: int | None = None  # passes over the data; None: the dataset's suggestion, else 100
     max_steps: int | None = None  # optimizer steps; when set it overrides epochs
-    batch_size: int | None = None  # per step (one device); None: the method's, fit to the data
-    lr: float | None = None  # learning rate as used; None: method base lr * batch_size / 256
+    batch_size: int | None = None  # per step and process (a step sees processes x batch_size);
+    # None: the method's, fit to the data
+    lr: float | None = None  # as used; None: method base lr * (processes x batch_size) / 256
     optimizer: str | None = None  # "sgd" | "lars" | "adamw" | "adam"; None: the method's
     weight_decay: float | None = None  # L2 / decoupled decay; None: the method's
     momentum: float = 0.9  # SGD/LARS momentum (AdamW beta1)
@@ -70,6 +74,9 @@ class TrainConfig:
     method_args: dict[str, Any] = field(default_factory=dict)  # method constructor kwargs
     out: str | None = None  # run folder; None: runs/<modality>-<method>
     resume: bool = False  # continue the run in `out` from its last.pt
+    overwrite: bool = False  # move a run already in `out` aside (<out>.replaced-<time>), restart
+    skip_nonfinite: bool = False  # skip (and count) steps with a nan/inf loss or gradient
+    sync_bn: bool = False  # SyncBatchNorm over all processes (several processes)
     device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:N"
     seed: int = 0  # seeds weights, data order and views; same seed + config = same run
     plugins: list[str] = field(default_factory=list)  # modules to import first (register parts)
@@ -107,7 +114,12 @@ class TrainConfig:
             if key not in hints:
                 raise ConfigError(_unknown_key_message(str(key), cls.keys()))
             _check_type(key, value, hints[key])
-        return cls(**{k: _copy(v) for k, v in d.items()})
+        budget = [MAX_CONFIG_ITEMS]
+        try:
+            values = {k: _copy(v, budget) for k, v in d.items()}
+        except RecursionError:
+            raise ConfigError("a config value is nested too deeply; keep configs flat") from None
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (lists and dicts copied) that ``from_dict`` reads back."""
@@ -115,15 +127,14 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        """Read a YAML file of config keys (an empty file is the default config)."""
+        """Read a YAML file of config keys (an empty file is the default config) with
+        ``load_yaml_text``: plain values only, no aliases, at most ``MAX_CONFIG_BYTES``."""
         path = Path(path)
+        data = load_yaml_text(read_config_text(path), f"config file {path}")
         try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {_one_line(err)}") from None
-        return cls.from_dict(data or {})
+            return cls.from_dict(data if data is not None else {})
+        except ConfigError as err:
+            raise ConfigError(f"config file {path}: {err}") from None
 
     def to_yaml(self, path: str | Path) -> None:
         """Write the config as YAML (keys in declaration order)."""
@@ -174,26 +185,39 @@ def _matches(value: Any, tp: Any) -> bool:
 
 
 def _type_name(tp: Any) -> str:
+    """``int | None``, ``bool``, ``dict[str, Any]``: the hint as a user would write it."""
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
     return str(tp).replace("typing.", "").replace("NoneType", "None")
 
 
 def _check_type(key: str, value: Any, tp: Any) -> None:
     if not _matches(value, tp):
-        raise ConfigError(
-            f"config key {key!r} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
-        )
+        raise ConfigError(f"config key {key!r} must be {_type_name(tp)}, got {_short(value)} "
+                          f"({type(value).__name__})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {key!r} must be a finite number, got {value}")
 
 
-def _copy(v: Any) -> Any:
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _copy(v: Any, budget: list[int] | None = None) -> Any:
+    """A deep copy of nested lists and dicts. ``budget`` (``[n]``) caps the values visited, so
+    a value whose lists share references (an "alias bomb" from a pickle) cannot expand."""
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ConfigError(f"a config holds over {MAX_CONFIG_ITEMS} values (nested lists or "
+                              "dicts); a config is a few keys: is it from an untrusted file?")
     if isinstance(v, (list, tuple)):
-        return [_copy(x) for x in v]
+        return [_copy(x, budget) for x in v]
     if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
+        return {k: _copy(x, budget) for k, x in v.items()}
     return v
-
-
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
 
 
 # ---- effective hyper-parameters ------------------------------------------------------------------

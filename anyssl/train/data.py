@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["EpochSampler", "make_loader", "mix_seed", "resolve_device", "steps_per_epoch"]
+__all__ = ["EpochSampler", "make_loader", "mix_seed", "rank_seed", "resolve_device",
+           "steps_per_epoch"]
 
 
 def resolve_device(spec: str | torch.device) -> torch.device:
@@ -35,8 +36,9 @@ def resolve_device(spec: str | torch.device) -> torch.device:
     return dev
 
 
-#: ``mix_seed`` streams: the views of a step, the data order of an epoch, the loader's workers.
-VIEWS, ORDER, WORKERS = 0, 1, 2
+#: ``mix_seed`` streams: the views of a step, the data order of an epoch, the loader's workers,
+#: the seed of a rank.
+VIEWS, ORDER, WORKERS, RANKS = 0, 1, 2, 3
 
 
 def mix_seed(seed: int, index: int, stream: int = VIEWS) -> int:
@@ -49,32 +51,66 @@ def mix_seed(seed: int, index: int, stream: int = VIEWS) -> int:
     return (z ^ (z >> 31)) >> 1
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s views, global RNGs and loader workers: ``seed`` itself on rank 0
+    (so a one-process run keeps its seeds), ``mix_seed(seed, rank, RANKS)`` on the others, so
+    that no two ranks draw the same augmentations or dropout masks."""
+    return seed if rank == 0 else mix_seed(seed, rank, RANKS)
+
+
 class EpochSampler(Sampler[int]):
     """Indices of a seeded permutation per epoch (``mix_seed(seed, epoch, ORDER)``), optionally
-    starting at ``start`` so a resumed run skips the samples its interrupted epoch consumed."""
+    starting at ``start`` so a resumed run skips the samples its interrupted epoch consumed.
 
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True) -> None:
+    With ``world_size`` W > 1 it yields one rank's shard for a drop-last loader of
+    ``batch_size`` B: step ``k`` of the epoch takes the global batch at positions
+    ``k*W*B ... (k+1)*W*B - 1`` of the epoch order (the batch a one-process run of batch W*B
+    takes at step ``k``) and rank ``r`` gets its ``r``-th contiguous block of B,
+    ``k*W*B + r*B ... k*W*B + (r+1)*B - 1``. So the ranks' batches of a step, concatenated in rank
+    order (what an all-gather assembles), are exactly the one-process batch, in the same order;
+    an incomplete last global batch is dropped by every rank alike. ``start`` is a position in
+    the epoch order (``k*W*B`` to resume at step ``k``). Like ``DistributedSampler`` the order is
+    the same on every rank and reshuffled per epoch from ``(seed, epoch)``; unlike it, shards are
+    contiguous blocks per step, not a stride over the epoch, and nothing is padded.
+    """
+
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, *, rank: int = 0,
+                 world_size: int = 1, batch_size: int = 1) -> None:
+        if not 0 <= rank < world_size or batch_size < 1:
+            raise ValueError(f"need 0 <= rank < world_size and batch_size >= 1, got rank={rank}, "
+                             f"world_size={world_size}, batch_size={batch_size}")
         self.size, self.seed, self.shuffle = size, seed, shuffle
+        self.rank, self.world_size, self.batch_size = rank, world_size, batch_size
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Iterate epoch ``epoch`` from position ``start`` next."""
+        """Iterate epoch ``epoch`` from position ``start`` (of the whole epoch order) next."""
         if not 0 <= start <= self.size:
             raise ValueError(f"start must be in [0, {self.size}], got {start}")
         self.epoch, self.start = epoch, start
 
     def order(self, epoch: int) -> torch.Tensor:
-        """The full index order of ``epoch`` (``size`` long tensor)."""
+        """The full index order of ``epoch`` (``size`` long tensor), the same on every rank."""
         if not self.shuffle:
             return torch.arange(self.size)
         g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, ORDER))
         return torch.randperm(self.size, generator=g)
 
     def __iter__(self) -> Iterator[int]:
-        yield from self.order(self.epoch)[self.start:].tolist()
+        rest = self.order(self.epoch)[self.start:]
+        if self.world_size == 1:
+            yield from rest.tolist()
+            return
+        w, b = self.world_size, self.batch_size
+        steps = len(rest) // (w * b)
+        blocks = rest[: steps * w * b].view(steps, w, b)  # step x rank x sample
+        yield from blocks[:, self.rank].reshape(-1).tolist()
 
     def __len__(self) -> int:
-        return self.size - self.start
+        if self.world_size == 1:
+            return self.size - self.start
+        span = self.world_size * self.batch_size
+        return (self.size - self.start) // span * self.batch_size
 
 
 def make_loader(dataset: Dataset[Any], batch_size: int, sampler: EpochSampler,
@@ -89,12 +125,19 @@ def make_loader(dataset: Dataset[Any], batch_size: int, sampler: EpochSampler,
     )
 
 
-def steps_per_epoch(dataset: Sized, batch_size: int) -> int:
-    """Full batches per epoch; ``ValueError`` when the dataset is smaller than one batch."""
-    n = len(dataset)
-    if n < batch_size:
+def steps_per_epoch(dataset: Sized, batch_size: int, world_size: int = 1) -> int:
+    """Full global batches (``world_size`` x ``batch_size`` samples) per epoch; ``ValueError``
+    when the dataset is smaller than one."""
+    n, span = len(dataset), batch_size * world_size
+    if n < span:
+        if world_size == 1:
+            raise ValueError(
+                f"the training set has {n} samples, fewer than one batch of {batch_size}; "
+                f"lower --batch-size (to at most {n})"
+            )
         raise ValueError(
-            f"the training set has {n} samples, fewer than one batch of {batch_size}; "
-            f"lower --batch-size (to at most {n})"
+            f"the training set has {n} samples, fewer than one global batch of {span} "
+            f"({world_size} processes x --batch-size {batch_size}); lower --batch-size (to at "
+            f"most {n // world_size}) or use fewer processes"
         )
-    return n // batch_size
+    return n // span

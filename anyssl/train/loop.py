@@ -1,16 +1,19 @@
-"""The one trainer for every modality and method.
+"""The one trainer for every modality and method, on one process or on many.
 
 It knows only ``method.training_step(batch) -> (loss, logs)``, ``method.on_step_end(step,
 max_steps)``, ``method.views.manual_seed(seed)`` and ``method.train_defaults``. Everything that
 makes a step random is seeded from ``(seed, step)`` or ``(seed, epoch)`` and the global RNGs are
 checkpointed, so an interrupted run resumed from ``last.pt`` ends bit-identical to a straight one.
+
+Started by torchrun (or ``anyssl train --devices N``), every process trains on its shard of each
+step's global batch through ``DistributedDataParallel``; ``anyssl.train.ddp`` says what each
+rank does. A single process runs exactly as it always did.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,36 +21,44 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from anyssl.distributed import all_gather_object, barrier
 from anyssl.modality import SSLDataset, move_to_device
-from anyssl.train.checkpoint import (
-    CHECKPOINT_FORMAT,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-)
+from anyssl.train import ddp
+from anyssl.train.checkpoint import rng_state, save_checkpoint, seed_everything
 from anyssl.train.config import DEFAULT_BATCH_SIZE, TrainConfig, resolve_defaults
-from anyssl.train.data import EpochSampler, make_loader, mix_seed, resolve_device, steps_per_epoch
+from anyssl.train.data import (
+    EpochSampler,
+    make_loader,
+    mix_seed,
+    rank_seed,
+    resolve_device,
+    steps_per_epoch,
+)
 from anyssl.train.metrics import MetricsLogger, to_float
+from anyssl.train.nonfinite import (
+    NonFiniteGradientError,
+    NonFiniteLossError,
+    check_step,
+    skip_update,
+)
 from anyssl.train.optim import build_optimizer
+from anyssl.train.run_folder import (
+    RunExistsError,
+    check_run_folder,
+    open_run_folder,
+    write_config,
+)
+from anyssl.train.run_state import checkpoint_state, restore
 from anyssl.train.schedule import build_scheduler
 
-__all__ = ["CHECKPOINT_NAME", "NonFiniteLossError", "RunExistsError", "TrainResult", "Trainer"]
+__all__ = ["CHECKPOINT_NAME", "NonFiniteGradientError", "NonFiniteLossError", "RunExistsError",
+           "TrainResult", "Trainer"]
 
 CHECKPOINT_NAME = "last.pt"
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became nan or inf; the run stops and its last good checkpoint is kept."""
-
-
-class RunExistsError(ValueError):
-    """The run folder already holds a run and ``resume`` was not asked for."""
 
 
 @dataclass
@@ -59,15 +70,18 @@ class TrainResult:
     loss: float | None  # loss of the last step (None if no step ran in this call)
     checkpoint: Path  # the run's last.pt
     run_dir: Path
+    skipped_steps: int = 0  # steps skipped for a non-finite loss or gradient (skip_nonfinite)
 
 
 class Trainer:
     """Trains ``method`` on ``train_set`` as ``config`` says, writing into ``run_dir``:
     ``config.yaml`` (resolved), ``metrics.jsonl`` and ``last.pt`` (every epoch, every
-    ``checkpoint_every`` steps and at the end).
+    ``checkpoint_every`` steps and at the end); with several processes, rank 0 writes them.
 
     ``callbacks`` are objects with any of ``on_fit_start``, ``on_step_end``, ``on_epoch_end``,
-    ``on_fit_end``, each called with the trainer (after the step's or epoch's checkpoint).
+    ``on_fit_end``, each called with the trainer (after the step's or epoch's checkpoint), on
+    every rank (``trainer.is_main`` is true on rank 0); a callback that raises must do so on
+    every rank, or the others wait for it.
     """
 
     def __init__(
@@ -84,17 +98,27 @@ class Trainer:
         self.collate, self.to_device, self.conv_encoder = collate, to_device, conv_encoder
         self.modality_name = modality_name or config.modality
         self.callbacks = list(callbacks)
-        self.device = resolve_device(config.device)
-        self.steps_per_epoch = steps_per_epoch(cast(Any, train_set), int(config.batch_size or 0))
-        self.hparams = resolve_defaults(config, defaults, self.steps_per_epoch)
+        self.env = ddp.launch_env()
+        self.world_size, self.rank = self.env.world_size, self.env.rank
+        self.is_main = self.rank == 0
+        self.seed = rank_seed(config.seed, self.rank)  # rank 0: config.seed
+        self.device = ddp.process_device(resolve_device(config.device), self.env)
+        self.global_batch = int(config.batch_size or 0) * self.world_size
+        self.steps_per_epoch = steps_per_epoch(cast(Any, train_set), int(config.batch_size or 0),
+                                               self.world_size)
+        lr_config = dataclasses.replace(config, batch_size=self.global_batch)  # lr: global batch
+        self.hparams = resolve_defaults(lr_config, defaults, self.steps_per_epoch)
         self.total_steps: int = self.hparams["total_steps"]
         self.checkpoint_path = self.run_dir / CHECKPOINT_NAME
         self.step = 0  # optimizer steps done = index of the next step
         self.epoch = 0  # epoch of the next step
+        self.skipped_steps = 0  # steps skipped for non-finite values (skip_nonfinite)
         self.last_loss: float | None = None
+        self.metrics: Any = None  # a MetricsLogger on rank 0 while fit runs
         self._saved_step = -1
-        self._last: tuple[Tensor, dict[str, Any], float] | None = None
+        self._last: tuple[float, dict[str, Any], float] | None = None
         self._clock = (time.perf_counter(), 0)
+        self._forward: Callable[[Any], Any] = self._method.training_step  # DDP's, if several
 
     # ---- set-up -------------------------------------------------------------------------------
     @property
@@ -106,20 +130,22 @@ class Trainer:
         return cast(nn.Module, self.method.encoder)
 
     def _check_run_dir(self) -> None:
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise RunExistsError(f"run folder {self.run_dir} is a file; choose another --out")
-        if self.config.resume:
-            if not self.checkpoint_path.is_file():
-                raise ValueError(f"cannot resume: no checkpoint {self.checkpoint_path}; "
-                                 "drop --resume to start a new run")
-        elif self.run_dir.is_dir() and any(self.run_dir.iterdir()):
-            raise RunExistsError(
-                f"run folder {self.run_dir} already holds a run; pass --resume to continue it "
-                "or choose another --out"
-            )
+        """Rank 0 judges the run folder; every rank raises its verdict."""
+        err = None
+        if self.is_main:
+            try:
+                check_run_folder(self.run_dir, self.checkpoint_path, resume=self.config.resume,
+                                 overwrite=self.config.overwrite)
+            except ValueError as e:
+                err = e
+        ddp.share_error(err, (RunExistsError,))
 
     def _setup(self) -> None:
         h, cuda = self.hparams, self.device.type == "cuda"
+        if self.config.sync_bn:
+            self.method, note = ddp.convert_sync_bn(self.method, self.device, self.world_size)
+            if note and self.is_main:
+                print(f"note: {note}")
         self.method.to(self.device)
         if self.conv_encoder and cuda:
             self.encoder.to(memory_format=torch.channels_last)
@@ -139,59 +165,16 @@ class Trainer:
             schedule=h["schedule"], warmup_epochs=h["warmup_epochs"], out=str(self.run_dir),
         )
 
-    def _write_config(self) -> None:
-        tmp = self.run_dir / ".config.yaml.tmp"
-        self.resolved_config().to_yaml(tmp)
-        os.replace(tmp, self.run_dir / "config.yaml")
-
     # ---- checkpoints ----------------------------------------------------------------------------
     def _save(self) -> None:
+        """Rank 0 writes ``last.pt`` (with every rank's RNG state); all ranks wait for it."""
         if self._saved_step == self.step:
             return
-        state = {
-            "format": CHECKPOINT_FORMAT, "config": self.resolved_config().to_dict(),
-            "modality": self.modality_name, "method_name": self.config.method,
-            "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "step": self.step,
-            "epoch": self.step // self.steps_per_epoch, "rng": rng_state(),
-            "encoder": self._encoder_info(),
-        }
-        data_state = getattr(self.train_set, "data_state", None)
-        if callable(data_state):  # what rebuilding the data needs (image-text: the tokenizer)
-            state["data_state"] = data_state()
-        save_checkpoint(self.checkpoint_path, state)
+        rngs = all_gather_object(rng_state()) if self.world_size > 1 else None
+        if self.is_main:
+            save_checkpoint(self.checkpoint_path, checkpoint_state(self, rngs))
+        barrier()
         self._saved_step = self.step
-
-    def _encoder_info(self) -> dict[str, Any]:
-        enc = getattr(self.encoder, "_orig_mod", self.encoder)
-        kwargs = getattr(self.train_set, "encoder_kwargs", None) or {}
-        return {"name": self.config.encoder, "out_dim": int(getattr(enc, "out_dim", -1)),
-                "class": f"{type(enc).__module__}.{type(enc).__qualname__}",
-                "kwargs": {k: v for k, v in kwargs.items() if _plain(v)}}
-
-    def _resume(self) -> None:
-        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{self.checkpoint_path} has checkpoint format "
-                             f"{state.get('format')!r}, this anyssl reads {CHECKPOINT_FORMAT}")
-        mine = (self.modality_name, self.config.method)
-        theirs = (state.get("modality"), state.get("method_name"))
-        if theirs != mine:
-            raise ValueError(
-                f"checkpoint {self.checkpoint_path} is modality {theirs[0]!r} method "
-                f"{theirs[1]!r}, but this run is modality {mine[0]!r} method {mine[1]!r}; "
-                "use the same --modality/--method or another --out"
-            )
-        now = self.resolved_config().to_dict()
-        changed = [k for k in _SAME_ON_RESUME if state["config"].get(k, now[k]) != now[k]]
-        if changed:
-            log.warning("resuming %s with changed %s: it will not match an uninterrupted run",
-                        self.checkpoint_path, ", ".join(changed))
-        self.method.load_state_dict(state["method"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.step = self._saved_step = int(state["step"])
-        set_rng_state(state["rng"])
 
     def _preflight(self) -> None:
         """Make the views of a few samples before anything is written, so that a bad view spec
@@ -205,38 +188,56 @@ class Trainer:
 
     # ---- training -------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        """Train to ``total_steps`` (from ``last.pt`` with ``config.resume``)."""
-        self._check_run_dir()
-        self._setup()
-        self._preflight()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.config.resume:
-            self._resume()
-        else:
-            seed_everything(self.config.seed)
-        self._write_config()
-        cfg = self.config
-        sampler = EpochSampler(len(cast(Any, self.train_set)), cfg.seed)
-        loader = make_loader(cast(Dataset[Any], self.train_set), int(cfg.batch_size or 0), sampler,
-                             self.collate, cfg.num_workers, self.device.type == "cuda", cfg.seed)
-        with MetricsLogger(self.run_dir, self.config.tensorboard) as self.metrics:
-            if self.config.resume:
-                self.metrics.truncate(self.step)
-            self._fire("on_fit_start")
-            self.metrics.start_progress(self.total_steps, self.step)
-            self._clock = (time.perf_counter(), self.step)
-            while self.step < self.total_steps:
-                self._run_epoch(loader, sampler)
-            self._save()
+        """Train to ``total_steps`` (from ``last.pt`` with ``config.resume``). Under torchrun it
+        creates the process group first and destroys it at the end, also on an error."""
+        with ddp.process_group(self.device, self.env):
+            self._fit()
         if self._last is not None:
             self.last_loss = to_float(self._last[0])
         self._fire("on_fit_end")
         return TrainResult(self.step, self.step // self.steps_per_epoch, self.last_loss,
-                           self.checkpoint_path, self.run_dir)
+                           self.checkpoint_path, self.run_dir, self.skipped_steps)
+
+    def _fit(self) -> None:
+        self._check_run_dir()
+        self._setup()
+        self._preflight()
+        if self.is_main:
+            open_run_folder(self.run_dir, overwrite=self.config.overwrite)
+        if self.config.resume and self.checkpoint_path.is_file():
+            self.step = self._saved_step = restore(self, self.checkpoint_path)
+            barrier()  # nobody writes last.pt before every rank has read it
+        else:
+            seed_everything(self.seed)
+        self._forward = self._method.training_step
+        if self.world_size > 1:
+            self._forward = ddp.wrap(self.method, self.device)
+        if self.is_main:
+            write_config(self.run_dir, self.resolved_config())
+        cfg = self.config
+        sampler = EpochSampler(len(cast(Any, self.train_set)), cfg.seed, rank=self.rank,
+                               world_size=self.world_size, batch_size=int(cfg.batch_size or 0))
+        loader = make_loader(cast(Dataset[Any], self.train_set), int(cfg.batch_size or 0), sampler,
+                             self.collate, cfg.num_workers, self.device.type == "cuda", self.seed)
+        metrics: Any = MetricsLogger(self.run_dir, cfg.tensorboard) if self.is_main \
+            else ddp.SilentMetrics()
+        with metrics as m:
+            self.metrics = m
+            if cfg.resume:
+                m.truncate(self.step)
+            self._fire("on_fit_start")
+            m.start_progress(self.total_steps, self.step)
+            self._clock = (time.perf_counter(), self.step)
+            while self.step < self.total_steps:
+                self._run_epoch(loader, sampler)
+            self._save()
+        if self.skipped_steps and self.is_main:
+            print(f"note: skipped {self.skipped_steps} of {self.step} steps whose loss or "
+                  f"gradients were not finite (--skip-nonfinite); see {self.metrics.path}")
 
     def _run_epoch(self, loader: DataLoader[Any], sampler: EpochSampler) -> None:
         self.epoch, offset = divmod(self.step, self.steps_per_epoch)
-        sampler.set_epoch(self.epoch, start=offset * int(self.config.batch_size or 0))
+        sampler.set_epoch(self.epoch, start=offset * self.global_batch)
         self.method.train()
         for batch in loader:
             self._train_step(batch)
@@ -248,22 +249,29 @@ class Trainer:
 
     def _train_step(self, batch: Any) -> None:
         cfg, step, cuda = self.config, self.step, self.device.type == "cuda"
-        self._method.views.manual_seed(mix_seed(cfg.seed, step))
+        self._method.views.manual_seed(mix_seed(self.seed, step))
         batch = self.to_device(batch, self.device, cuda)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss, logs = self._method.training_step(batch)
-        self._check_finite(loss, step)
+            loss, logs = self._forward(batch)  # DDP's gradient hooks fire through its wrapper
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         logs = dict(logs)
+        value, ok = check_step(loss, self._params, step, skip=cfg.skip_nonfinite,
+                               checkpoint=self.checkpoint_path, saved_step=self._saved_step)
+        self.skipped_steps += 0 if ok else 1
         if cfg.grad_clip is not None:
             logs["grad_norm"] = nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
+        if cfg.skip_nonfinite:
+            logs["skipped_steps"] = self.skipped_steps
         lr = float(self.optimizer.param_groups[0]["lr"])
-        self.optimizer.step()
-        self.scheduler.step()
+        if ok:
+            self.optimizer.step()
+            self.scheduler.step()
+        else:  # the update is dropped; the step, the schedule and on_step_end go on
+            skip_update(self.optimizer, self.scheduler)
         self._method.on_step_end(step, self.total_steps)
         self.step += 1
-        self._last = (loss.detach(), logs, lr)
+        self._last = (value, logs, lr)
         self.metrics.advance(self.step)
         if step % cfg.log_every == 0 or self.step == self.total_steps:
             self._log(step)
@@ -271,22 +279,12 @@ class Trainer:
             self._save()
         self._fire("on_step_end")
 
-    def _check_finite(self, loss: Tensor, step: int) -> None:
-        if not bool(torch.isfinite(loss.detach()).all()):
-            kind = "nan" if bool(torch.isnan(loss.detach()).any()) else "inf"
-            kept = (f"the last good checkpoint {self.checkpoint_path} (step {self._saved_step}) "
-                    "is kept" if self._saved_step >= 0 else "no checkpoint was written yet")
-            raise NonFiniteLossError(
-                f"loss became {kind} at step {step}; {kept}; lower --lr or set grad_clip, then "
-                "--resume"
-            )
-
     def _log(self, step: int) -> None:
         assert self._last is not None
         loss, logs, lr = self._last
         t0, s0 = self._clock
         now = time.perf_counter()
-        sps = (self.step - s0) * int(self.config.batch_size or 0) / max(now - t0, 1e-9)
+        sps = (self.step - s0) * self.global_batch / max(now - t0, 1e-9)
         self._clock = (now, self.step)
         record = self.metrics.log(step, self.epoch, loss, lr, sps, logs)
         self.last_loss = record["loss"]
@@ -297,15 +295,3 @@ class Trainer:
             if callable(fn):
                 fn(self)
 
-
-#: Config keys that must not change for a resumed run to match an uninterrupted one.
-_SAME_ON_RESUME = ("batch_size", "seed", "lr", "optimizer", "weight_decay", "momentum",
-                   "schedule", "warmup_epochs", "grad_clip", "aug", "views", "method_args",
-                   "encoder_args", "epochs", "max_steps")
-
-
-def _plain(v: Any) -> bool:
-    """True for values a ``weights_only`` checkpoint can hold (numbers, strings, lists of them)."""
-    if isinstance(v, (list, tuple)):
-        return all(_plain(x) for x in v)
-    return v is None or isinstance(v, (bool, int, float, str))

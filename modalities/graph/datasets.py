@@ -27,6 +27,7 @@ from torch_geometric.transforms import NormalizeFeatures
 
 from anyssl.modalities.graph.data import GraphDataset, NodeDataset, graph_dataset
 from anyssl.modalities.graph.data_checks import GraphDataError
+from anyssl.modalities.graph.data_tu import check_tu_raw
 from anyssl.modalities.graph.pyg_files import (
     DatasetDownloadError,
     RawFolderError,
@@ -65,11 +66,15 @@ def _hint(name: str, family: str, needs: str) -> str:
 # ---- TU -------------------------------------------------------------------------------------
 def load_tu(name: str, folders: list[Path], use_node_attr: bool = False) -> TUDataset:
     """PyG's ``TUDataset`` for ``name`` from the first of ``folders`` holding its raw files
-    (staged into the cache first), else downloaded into the cache."""
+    (staged into the cache first and checked by ``data_tu.check_tu_raw`` before PyG first
+    processes them), else downloaded into the cache."""
     files = tu_files(name)
     raw = find_raw(folders, files)
     if raw is not None:
-        return TUDataset(str(stage(raw, name, "tu", files)), name, use_node_attr=use_node_attr)
+        root = stage(raw, name, "tu", files)
+        if not (root / name / "processed" / "data.pt").is_file():  # PyG reads the files now
+            check_tu_raw(raw, name, need_newline=(root / name / "raw") == raw.resolve())
+        return TUDataset(str(root), name, use_node_attr=use_node_attr)
     hint = _hint(name, "tu", files[2].removeprefix("a TU folder needs "))
     return download(lambda r: TUDataset(r, name, use_node_attr=use_node_attr), "tu", name,
                     f"{TUDataset.url}/{name}.zip", hint, files)
@@ -148,17 +153,19 @@ def planetoid(name: str = "Cora", split: str = "train", seed: int = 0,
 # ---- path -----------------------------------------------------------------------------------
 def load_pt(p: Path) -> Any:
     """``torch.load`` a ``.pt`` file of ``Data`` objects with ``weights_only=True`` (PyG's
-    storage classes allow-listed); a file holding other objects falls back to
-    ``weights_only=False``, which can run code from the file: a warning says so."""
+    storage classes allow-listed). A file holding other pickled objects is refused: unpickling
+    them could run code from the file."""
     known = torch.serialization.get_safe_globals()
     extra = [c for c in _SAFE_PYG if c not in known]  # leaving the context drops what it added
     try:
         with torch.serialization.safe_globals(extra):
             return torch.load(p, weights_only=True)
     except pickle.UnpicklingError:
-        log.warning("%s holds objects beyond PyG's Data; loading it with weights_only=False "
-                    "(only do this with files you trust)", p)
-        return torch.load(p, weights_only=False)
+        raise GraphDataError(
+            f"{p} holds pickled objects beyond PyG's Data that anyssl will not execute; save "
+            "plain Data (tensors and numbers) with torch.save, or load the file yourself and pass "
+            "the graphs to anyssl.modalities.graph.data.graph_dataset"
+        ) from None
 
 
 def _raw_names(folder: Path) -> dict[str, tuple[str, Path]]:
@@ -218,6 +225,8 @@ def path(root: str | Path, split: str = "train", seed: int = 0, name: str | None
         if not isinstance(obj, (list, tuple, PygDataset)):
             raise GraphDataError(f"{p} holds a {type(obj).__name__}; save a list of Data "
                                  "(graph level) or one Data (node level) with torch.save")
+        if len(obj) == 0:
+            raise GraphDataError(f"{p} holds no graphs (an empty list); save at least one Data")
         return graph_dataset(obj, split, split_seed, test_fraction=test_fraction,
                              features=features, max_degree=max_degree)
     family, key, raw = detect(p, name)

@@ -1,6 +1,13 @@
 """GRACE (Zhu et al. 2020, "Deep Graph Contrastive Representation Learning"): node-level
 contrast between two augmented views of one graph, with intra- and inter-view negatives
-(``grace_loss``, the paper's eq. 1-2)."""
+(``grace_loss``, the paper's eq. 1-2).
+
+Several processes: refused. GRACE trains on one graph, whose nodes are both the samples and
+each other's negatives; a data-parallel run would hand every rank the same graph (a sampler
+pads the one-item data set), and gathering the nodes of the ranks' copies would make a node's
+copies negatives of each other. No one-process batch gives the same loss, so ``training_step``
+raises with a clear message when ``torch.distributed`` runs more than one process.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from anyssl import distributed
 from anyssl.methods._common import check_views, encoder_dim
 from anyssl.modalities.graph.encoders import require_level
 from anyssl.registry import METHODS
@@ -77,10 +85,11 @@ def grace_loss(h1: Tensor, h2: Tensor, tau: float = 0.4, chunk_size: int | None 
 class GRACE(nn.Module):
     """GRACE: node-level contrast of two augmented views of one graph.
 
-    Each step encodes every node of both views (``encoder.nodes``; pre-training uses the whole
-    graph, whatever its ``node_mask``), projects them and applies ``grace_loss``. The encoder
-    must be node-level (``gcn`` is GRACE's). The views must keep every node, so node ``i`` of
-    one view is node ``i`` of the other (GRACE's edge dropping and feature masking do).
+    One process only (see the module docstring). Each step encodes every node of both views
+    (``encoder.nodes``; pre-training uses the whole graph, whatever its ``node_mask``),
+    projects them and applies ``grace_loss``. The encoder must be node-level (``gcn`` is
+    GRACE's). The views must keep every node, so node ``i`` of one view is node ``i`` of the
+    other (GRACE's edge dropping and feature masking do).
 
     Args:
         encoder: has ``nodes(batch) -> num_nodes x encoder.out_dim``.
@@ -123,6 +132,11 @@ class GRACE(nn.Module):
         return self.projector(cast(Any, self.encoder).nodes(x))
 
     def training_step(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        if distributed.world_size() > 1:
+            raise ValueError(f"grace is node-level contrast within one graph and has no "
+                             f"multi-process form ({distributed.world_size()} processes: every "
+                             f"rank would hold the same graph); train it on one process "
+                             f"(--devices 1, no torchrun)")
         inputs, _ = batch
         v1, v2 = self.views(inputs)
         h1, h2 = self.project(v1), self.project(v2)  # V x D each

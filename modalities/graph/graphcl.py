@@ -1,6 +1,11 @@
 """GraphCL (You et al. 2020, "Graph Contrastive Learning with Augmentations"): two augmented
 views of each graph, a graph encoder, a two-layer projection head and the reference code's
-NT-Xent variant (``graphcl_loss``)."""
+NT-Xent variant (``graphcl_loss``).
+
+With several processes the projections of both views are gathered with gradient, so each rank
+scores its own anchors against the other view's graphs of *every* rank; averaged by DDP, the
+gradients equal those of one process holding the whole (rank-ordered) batch.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +15,34 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from anyssl import distributed
 from anyssl.methods._common import check_views, encoder_dim
 from anyssl.modalities.graph.encoders import require_level
+from anyssl.objectives import _check_all
 from anyssl.registry import METHODS
 from anyssl.types import Batch, ViewSource
 
 __all__ = ["GraphCL", "graphcl_loss"]
 
 
-def _one_direction(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
+def _one_direction(z1: Tensor, z2_all: Tensor, temperature: float, rank: int) -> Tensor:
+    """Anchors ``z1`` (this rank's rows) against every row of ``z2_all``; anchor ``i``'s
+    positive is column ``rank*N + i``, left out of the denominator."""
     n = z1.shape[0]
-    logits = F.normalize(z1.float(), dim=1) @ F.normalize(z2.float(), dim=1).T  # N x N cosine
+    logits = F.normalize(z1.float(), dim=1) @ F.normalize(z2_all.float(), dim=1).T  # N x NW
     logits = logits / temperature
-    pos = logits.diagonal()  # N
-    eye = torch.eye(n, dtype=torch.bool, device=z1.device)
-    neg = torch.logsumexp(logits.masked_fill(eye, float("-inf")), dim=1)  # N
+    rows = torch.arange(n, device=z1.device)  # N
+    cols = rows + rank * n  # N: each anchor's positive
+    pos = logits[rows, cols]  # N
+    is_pos = torch.zeros_like(logits, dtype=torch.bool)  # N x NW
+    is_pos[rows, cols] = True
+    neg = torch.logsumexp(logits.masked_fill(is_pos, float("-inf")), dim=1)  # N
     return (neg - pos).mean()
 
 
 def graphcl_loss(z1: Tensor, z2: Tensor, temperature: float = 0.2, *,
-                 symmetric: bool = False) -> Tensor:
+                 symmetric: bool = False, z1_all: Tensor | None = None,
+                 z2_all: Tensor | None = None, rank: int = 0) -> Tensor:
     """GraphCL's loss, ``loss_cal`` of its ``unsupervised_TU/gsimclr.py``.
 
     With ``s_ij = cos(z1_i, z2_j) / temperature``, the loss of anchor ``i`` is
@@ -39,19 +52,32 @@ def graphcl_loss(z1: Tensor, z2: Tensor, temperature: float = 0.2, *,
     ``z1``. ``symmetric=True`` averages this with the ``z2 -> z1`` direction (not the paper
     code). Computed as a log-sum-exp, so it equals the reference without its overflow.
 
-    Shape: z1, z2 N x D (N >= 2) -> 0-dim.
+    Several processes: ``z2_all`` (and ``z1_all`` when symmetric) hold every rank's rows,
+    rank ``r``'s at ``r*N:(r+1)*N``; the anchors stay the local ``N`` rows and the candidates
+    are all ``N * world_size`` graphs of the other view. The mean over ranks of this local loss
+    is the loss of the whole batch.
+
+    Shape: z1, z2 N x D; z1_all, z2_all (N * world_size) x D (N * world_size >= 2) -> 0-dim.
     """
     if z1.dim() != 2 or z1.shape != z2.shape:
         raise ValueError(f"z1 and z2 must both be N x D; got {tuple(z1.shape)}, "
                          f"{tuple(z2.shape)}")
-    if z1.shape[0] < 2:
+    if symmetric and (z1_all is None) != (z2_all is None):
+        raise ValueError("symmetric graphcl_loss across ranks needs both z1_all and z2_all")
+    z2_all = z2 if z2_all is None else z2_all
+    if z1.shape[0] == 0 or z2_all.shape[0] < 2:
         raise ValueError(f"graphcl_loss needs at least 2 graphs per batch (the negatives are "
-                         f"the other graphs), got {z1.shape[0]}; raise the batch size")
+                         f"the other graphs), got {z2_all.shape[0]}; raise the batch size")
+    _check_all(z2, z2_all, rank, "z2_all")
+    if z1_all is None:
+        z1_all = z1
+    else:
+        _check_all(z1, z1_all, rank, "z1_all")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    loss = _one_direction(z1, z2, temperature)
+    loss = _one_direction(z1, z2_all, temperature, rank)
     if symmetric:
-        loss = (loss + _one_direction(z2, z1, temperature)) / 2
+        loss = (loss + _one_direction(z2, z1_all, temperature, rank)) / 2
     return loss
 
 
@@ -69,6 +95,8 @@ class GraphCL(nn.Module):
         views: makes exactly 2 views of a batch.
         temperature: 0.2 (``T`` in ``loss_cal``).
         symmetric: also contrast view 2 against view 1 (False: the paper code, one direction).
+        gather: with several processes, gather both views' projections from every rank (with
+            gradient) so the negatives are the whole global batch (a no-op on one process).
 
     Its projection head is the code's ``proj_head``: Linear(D, D), ReLU, Linear(D, D), Xavier-
     uniform weights and zero biases (``init_emb``).
@@ -85,7 +113,7 @@ class GraphCL(nn.Module):
     }
 
     def __init__(self, encoder: nn.Module, views: ViewSource, *, temperature: float = 0.2,
-                 symmetric: bool = False) -> None:
+                 symmetric: bool = False, gather: bool = True) -> None:
         super().__init__()
         check_views(views, "GraphCL", exactly=2)
         require_level(encoder, "graph", "graphcl",
@@ -93,7 +121,7 @@ class GraphCL(nn.Module):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.encoder, self.views = encoder, views
-        self.temperature, self.symmetric = temperature, symmetric
+        self.temperature, self.symmetric, self.gather = temperature, symmetric, gather
         dim = encoder_dim(encoder)
         self.projector = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True),
                                        nn.Linear(dim, dim))
@@ -110,7 +138,13 @@ class GraphCL(nn.Module):
         inputs, _ = batch
         v1, v2 = self.views(inputs)
         z1, z2 = self.project(v1), self.project(v2)  # G x D each
-        loss = graphcl_loss(z1, z2, self.temperature, symmetric=self.symmetric)
+        if not self.gather or distributed.world_size() == 1:
+            loss = graphcl_loss(z1, z2, self.temperature, symmetric=self.symmetric)
+        else:  # every rank's graphs as candidates, this rank's as anchors
+            z1_all = distributed.gather_with_grad(z1) if self.symmetric else None
+            z2_all = distributed.gather_with_grad(z2)
+            loss = graphcl_loss(z1, z2, self.temperature, symmetric=self.symmetric,
+                                z1_all=z1_all, z2_all=z2_all, rank=distributed.rank())
         return loss, {"loss": loss.detach()}
 
     def forward(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:

@@ -1,7 +1,8 @@
 """Finding, staging and downloading the raw files PyG's ``TUDataset`` and ``Planetoid`` read.
 
 PyG reads ``ROOT/NAME/raw/`` and writes ``ROOT/NAME/processed/`` next to it. We never write
-into a user's folder: raw files found elsewhere are copied ("staged") into
+into a user's folder: raw files found elsewhere are copied ("staged"; a ``.txt`` copy gets the
+newline its last line lacks, which PyG would otherwise drop with that line) into
 ``cache_dir(family)/.staged/<hash>/NAME/raw`` (the hash covers the folder's path and its files'
 sizes and times, so edited files are processed again) and PyG processes them there; files already
 in the cache (``cache_dir(family)/NAME/raw``, e.g. a download) are processed in place. The cache
@@ -117,12 +118,23 @@ def stage(raw: Path, name: str, family: str, files: tuple[list[str], str, str]) 
         try:
             for f in names:
                 shutil.copy2(raw / f, tmp / f)
+                _end_with_newline(tmp / f)
             final.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):  # a concurrent run may have staged it first
                 os.replace(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final.parent.parent
+
+
+def _end_with_newline(file: Path) -> None:
+    """Add the newline a ``.txt`` copy lacks at its end: PyG's ``read_txt_array`` drops a last
+    line without one."""
+    if file.suffix == ".txt" and file.stat().st_size:
+        with open(file, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
 
 
 def _cache_roots(family: str) -> list[Path]:

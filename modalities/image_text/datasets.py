@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from anyssl.modalities.image.datasets import DataPathError
+from anyssl.modalities.image.datasets_scan import MIN_SIZE
 from anyssl.modalities.image_text.images import ImageReadError, decode_files, images_from_array
 from anyssl.modalities.image_text.manifest import (
     Manifest,
@@ -189,14 +190,15 @@ def _labels(records: Sequence[Record]) -> tuple[list[int], list[str] | None]:
     return [ids[r.label] if r.label is not None else -1 for r in records], names or None
 
 
-def _decode(m: Manifest, records: Sequence[Record], size: int,
-            on_error: str) -> tuple[Tensor, list[int], list[str]]:
+def _decode(m: Manifest, records: Sequence[Record], size: int, on_error: str,
+            min_size: int = MIN_SIZE) -> tuple[Tensor, list[int], list[str]]:
     """Images of ``records`` (N' x 3 x S x S uint8), the kept positions and notes."""
     if m.images is not None:
         rows = np.asarray([r.image for r in records if isinstance(r.image, int)], dtype=np.int64)
         return images_from_array(m.images[rows], size), list(range(len(records))), []
     files = [r.image for r in records if isinstance(r.image, Path)]
-    images, kept, errors = decode_files(files, size, [r.where for r in records], skip=True)
+    images, kept, errors = decode_files(files, size, [r.where for r in records], skip=True,
+                                        min_size=min_size)
     if errors and on_error == "raise":
         first = errors[0]
         raise ImageReadError(f"{first}; or pass -d on_error=skip", first.path, first.where)
@@ -211,22 +213,26 @@ def path(root: str | Path, split: str = "train", seed: int = 0, image_key: str |
          caption_key: str | None = None, label_key: str | None = None, sep: str | None = None,
          image_size: int = 64, context_length: int = 77, vocab_size: int = 4096,
          tokenizer: Tokenizer | str | Path | None = None, on_error: str = "raise",
-         truncate: bool = True, test_fraction: float = 0.2, split_seed: int = 0) -> PairDataset:
+         truncate: bool = True, test_fraction: float = 0.2, split_seed: int = 0,
+         allow_outside: bool = False, min_size: int = MIN_SIZE) -> PairDataset:
     """Image-text pairs from disk (see ``manifest``). The split is a ``test_fraction`` one,
     stratified by label and fixed by ``split_seed`` (not the training ``seed``); a BPE is trained
     on the train split's captions unless ``tokenizer`` is given. ``on_error="skip"`` leaves out
-    rows with empty captions and missing/unreadable images and counts them in ``notes``."""
+    rows with empty captions and missing/unreadable images and counts them in ``notes``.
+    ``allow_outside``: accept image paths outside the manifest's folder (refused by default);
+    ``min_size``: the shortest accepted image side in px (see ``images``)."""
     s, on_error = check_split(split), check_on_error(on_error)
-    m = read_manifest(root, image_key, caption_key, label_key, sep, on_error)
+    m = read_manifest(root, image_key, caption_key, label_key, sep, on_error, allow_outside)
     if not m.records:
-        raise DataPathError(f"{m.source} holds no usable rows ({len(m.skipped)} skipped)")
+        raise DataPathError(f"{m.source} holds no usable rows ({len(m.skipped)} of {m.n_rows} "
+                            f"skipped; first: {m.skipped[0] if m.skipped else 'none'}); fix them")
     targets, class_names = _labels(m.records)
     train_idx, test_idx = split_indices(targets, test_fraction, split_seed)
     tok = resolve_tokenizer(tokenizer, [c for i in train_idx for c in m.records[i].captions],
                             vocab_size)
     idx = train_idx if s == "train" else test_idx
     records = [m.records[i] for i in idx]
-    images, kept, notes = _decode(m, records, image_size, on_error)
+    images, kept, notes = _decode(m, records, image_size, on_error, min_size)
     if not kept:
         raise _split_size_error(m.source, s, len(m.records))
     if m.skipped:

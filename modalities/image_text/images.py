@@ -6,6 +6,11 @@ Handling (the same for files and arrays): grayscale and palette images become RG
 channels); transparency (RGBA, LA, palette with a transparent colour) is composited on white,
 the background the OpenMoji emoji are rendered on; then the shorter side is resized to ``S``
 (bilinear with antialiasing) and the center ``S x S`` cropped.
+
+Before decoding, every file's header is checked (``image.datasets_scan.probe_image``): a file
+that is empty, not an image, over Pillow's decompression-bomb pixel limit (never decoded) or with
+a side below ``min_size`` (default 8 px; a 1 x 1 px image is refused, not stretched) is a bad
+row, reported or skipped like a missing file.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from torch import Tensor
 
 from anyssl.modalities.image.datasets import DataPathError
 from anyssl.modalities.image.datasets_files import load_image as _decode_file
+from anyssl.modalities.image.datasets_scan import MIN_SIZE, probe_image
 
 __all__ = ["ImageReadError", "decode_files", "fit_images", "images_from_array", "load_image"]
 
@@ -100,10 +106,24 @@ def _try_load(size: int) -> Callable[[tuple[Path, str]], Tensor | ImageReadError
     return load
 
 
+def _probe(file: Path, where: str, min_size: int) -> ImageReadError | None:
+    """The header check of one file (see the module docstring); None when it passes."""
+    prefix = f"{where}: " if where else ""
+    if not file.is_file():
+        return ImageReadError(f"{prefix}image {file} does not exist; fix the path (relative "
+                              "paths start at the manifest's folder)", file, where)
+    try:
+        probe_image(file, min_size)
+    except DataPathError as err:
+        return ImageReadError(f"{prefix}{err}", file, where)
+    return None
+
+
 def decode_files(files: Sequence[Path], size: int, wheres: Sequence[str] | None = None,
-                 skip: bool = False,
-                 workers: int | None = None) -> tuple[Tensor, list[int], list[ImageReadError]]:
-    """Decode ``files`` (a thread pool; Pillow releases the GIL while decoding).
+                 skip: bool = False, workers: int | None = None,
+                 min_size: int = MIN_SIZE) -> tuple[Tensor, list[int], list[ImageReadError]]:
+    """Check every file's header (in this thread), then decode the good ones (a thread pool;
+    Pillow releases the GIL while decoding).
 
     Returns ``(images N' x 3 x size x size uint8, kept indices, errors)``. Without ``skip`` the
     first bad file raises its ``ImageReadError``; with it, bad files are left out and returned.
@@ -111,9 +131,14 @@ def decode_files(files: Sequence[Path], size: int, wheres: Sequence[str] | None 
     places = list(wheres) if wheres is not None else [str(f) for f in files]
     if len(places) != len(files):
         raise ValueError(f"{len(files)} files but {len(places)} row places")
+    results: list[Tensor | ImageReadError | None] = [
+        _probe(f, w, min_size) for f, w in zip(files, places, strict=True)]
+    todo = [i for i, r in enumerate(results) if r is None]
     n_workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        results = list(pool.map(_try_load(size), zip(files, places, strict=True)))
+        decoded = pool.map(_try_load(size), [(files[i], places[i]) for i in todo])
+        for i, r in zip(todo, decoded, strict=True):
+            results[i] = r
     errors = [r for r in results if isinstance(r, ImageReadError)]
     if errors and not skip:
         raise errors[0]

@@ -10,129 +10,58 @@ Four layouts are read (the keys follow open_clip's ``--csv-img-key`` / ``--csv-c
 - ``.npz`` (``read_npz``): ``images`` (N,H,W[,3|4]) uint8 and ``captions`` (N,) or (N,K).
 
 Rows naming the same image are grouped into one record with several captions (training samples
-one per step). Relative image paths resolve against the manifest's folder. A row with an empty
+one per step). Relative image paths resolve against the manifest's folder; a path leading
+outside it is refused unless ``allow_outside`` (see ``manifest_rows``). A row with an empty
 caption (after stripping) or no image is an error, or, with ``on_error="skip"``, skipped and
-counted in ``Manifest.skipped``.
+counted in ``Manifest.skipped``. A manifest without any row is an error.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from anyssl.modalities.image.datasets import DataPathError
+from anyssl.modalities.image_text.manifest_rows import (
+    IMAGE_SUFFIXES,
+    ON_ERROR,
+    Manifest,
+    ManifestError,
+    Record,
+    bad_row,
+    check_on_error,
+    clean_captions,
+    group_rows,
+    label_text,
+    missing_key,
+    resolve_image,
+)
 
 __all__ = ["IMAGE_SUFFIXES", "ON_ERROR", "Manifest", "ManifestError", "Record", "check_on_error",
            "read_csv", "read_folder", "read_jsonl", "read_manifest", "read_npz"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
-ON_ERROR = ("raise", "skip")
-
-
-class ManifestError(DataPathError):
-    """A manifest that cannot be read, or a row in it that is wrong (the message names both)."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """One image and its captions.
-
-    Attributes:
-        image: the image file (resolved), or for an ``.npz`` the row index into its images.
-        captions: one or more non-empty, stripped captions.
-        label: the label string, or None when unlabeled.
-        row: the source row: file line (CSV/JSONL), array row (npz), listing index (folder).
-        where: that place for messages, e.g. ``"pairs.csv line 7"``.
-    """
-
-    image: Path | int
-    captions: tuple[str, ...]
-    label: str | None
-    row: int
-    where: str
-
-
-@dataclass
-class Manifest:
-    """The records of one source, the number of rows read, and the skipped rows' places."""
-
-    records: list[Record]
-    source: Path
-    n_rows: int
-    skipped: list[str] = field(default_factory=list)
-    images: np.ndarray | None = None  # npz only: N x H x W [x C] uint8
-
-
-def check_on_error(on_error: str) -> str:
-    """``"raise"`` or ``"skip"``; anything else raises."""
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
-    return on_error
-
-
-def _bad_row(message: str, where: str, on_error: str, skipped: list[str]) -> None:
-    """Raise ``ManifestError`` for a bad row, or record it as skipped."""
-    if on_error == "raise":
-        raise ManifestError(f"{where}: {message}; fix the row or pass -d on_error=skip")
-    skipped.append(f"{where}, {message}")
-
-
-def _clean(captions: Iterable[Any]) -> tuple[str, ...]:
-    return tuple(s for s in (str(c).strip() for c in captions if c is not None) if s)
-
-
-def _group(rows: Iterable[Record]) -> list[Record]:
-    """Merge rows with the same image into one record (first row's place; captions in order)."""
-    groups: dict[Path | int, Record] = {}
-    for r in rows:
-        first = groups.get(r.image)
-        if first is None:
-            groups[r.image] = r
-            continue
-        if r.label is not None and first.label is not None and r.label != first.label:
-            raise ManifestError(f"{r.where}: image {r.image} has label {r.label!r} here but "
-                                f"{first.label!r} at {first.where}; give one label per image")
-        groups[r.image] = Record(first.image, first.captions + r.captions,
-                                 first.label if first.label is not None else r.label,
-                                 first.row, first.where)
-    return list(groups.values())
-
-
-def _missing_key(path: Path, kind: str, key: str, have: Iterable[str], flag: str,
-                 where: str = "") -> ManifestError:
-    return ManifestError(f"{path}{where} has no {kind} {key!r} (it has: "
-                         f"{', '.join(map(str, have)) or 'none'}); pass -d {flag}=NAME")
-
-
-def _label(value: Any) -> str | None:
-    text = "" if value is None else str(value).strip()
-    return text or None
-
 
 def _row(path: Path, image: str, captions: tuple[str, ...], label: str | None, row: int,
-         on_error: str, skipped: list[str]) -> Record | None:
+         on_error: str, skipped: list[str], allow_outside: bool) -> Record | None:
     """One CSV/JSONL row as a record (None when skipped)."""
     where = f"{path.name} line {row}"
     if not image.strip():
-        _bad_row("empty image path", where, on_error, skipped)
+        bad_row("empty image path", where, on_error, skipped)
         return None
     if not captions:
-        _bad_row("empty caption", where, on_error, skipped)
+        bad_row("empty caption", where, on_error, skipped)
         return None
-    file = Path(image.strip()).expanduser()
-    file = file if file.is_absolute() else path.parent / file
-    return Record(file, captions, label, row, where)
+    return Record(resolve_image(image, path.parent, where, allow_outside), captions, label, row,
+                  where)
 
 
 def read_csv(path: str | Path, image_key: str = "filepath", caption_key: str = "title",
-             label_key: str | None = None, sep: str | None = None,
-             on_error: str = "raise") -> Manifest:
+             label_key: str | None = None, sep: str | None = None, on_error: str = "raise",
+             allow_outside: bool = False) -> Manifest:
     """Read a CSV/TSV manifest with a header row (``sep`` default: tab for ``.tsv``, else
     comma; ``"tab"`` or a typed ``\\t`` mean tab). Each row is one image path and one caption;
     rows are grouped by image."""
@@ -150,19 +79,22 @@ def read_csv(path: str | Path, image_key: str = "filepath", caption_key: str = "
         for key, flag in ((image_key, "image_key"), (caption_key, "caption_key"),
                           (label_key, "label_key")):
             if key is not None and key not in columns:
-                raise _missing_key(p, "column", key, columns, flag)
+                raise missing_key(p, "column", key, columns, flag)
         for line in reader:
             n_rows += 1
-            rec = _row(p, line.get(image_key) or "", _clean([line.get(caption_key)]),
-                       _label(line.get(label_key)) if label_key else None, reader.line_num,
-                       on_error, skipped)
+            rec = _row(p, line.get(image_key) or "", clean_captions([line.get(caption_key)]),
+                       label_text(line.get(label_key)) if label_key else None,
+                       reader.line_num, on_error, skipped, allow_outside)
             if rec is not None:
                 rows.append(rec)
-    return Manifest(_group(rows), p, n_rows, skipped)
+    if n_rows == 0:
+        raise ManifestError(f"{p} has a header but no rows; add one row per image and caption")
+    return Manifest(group_rows(rows), p, n_rows, skipped)
 
 
 def read_jsonl(path: str | Path, image_key: str = "filepath", caption_key: str = "title",
-               label_key: str | None = None, on_error: str = "raise") -> Manifest:
+               label_key: str | None = None, on_error: str = "raise",
+               allow_outside: bool = False) -> Manifest:
     """Read a JSON-lines manifest: one object per line with the image path, a caption (a string
     or a list of strings) and optionally a label; blank lines are ignored."""
     p, on_error = Path(path), check_on_error(on_error)
@@ -183,17 +115,17 @@ def read_jsonl(path: str | Path, image_key: str = "filepath", caption_key: str =
                 raise ManifestError(f"{p} line {number} is not a JSON object")
             for key, flag in ((image_key, "image_key"), (caption_key, "caption_key")):
                 if key not in obj:
-                    raise _missing_key(p, "key", key, obj, flag, f" line {number}")
+                    raise missing_key(p, "key", key, obj, flag, f" line {number}")
             caps = obj[caption_key]
             rec = _row(p, str(obj[image_key] or ""),
-                       _clean(caps if isinstance(caps, list) else [caps]),
-                       _label(obj.get(label_key)) if label_key else None, number, on_error,
-                       skipped)
+                       clean_captions(caps if isinstance(caps, list) else [caps]),
+                       label_text(obj.get(label_key)) if label_key else None, number, on_error,
+                       skipped, allow_outside)
             if rec is not None:
                 rows.append(rec)
     if n_rows == 0:
         raise ManifestError(f"{p} holds no rows; give one JSON object per line")
-    return Manifest(_group(rows), p, n_rows, skipped)
+    return Manifest(group_rows(rows), p, n_rows, skipped)
 
 
 def read_folder(root: str | Path, on_error: str = "raise") -> Manifest:
@@ -210,11 +142,11 @@ def read_folder(root: str | Path, on_error: str = "raise") -> Manifest:
     for i, f in enumerate(files):
         where, txt = str(f.relative_to(p)), f.with_suffix(".txt")
         if not txt.is_file():
-            _bad_row(f"no caption file {txt.name}", where, on_error, skipped)
+            bad_row(f"no caption file {txt.name}", where, on_error, skipped)
             continue
-        captions = _clean(txt.read_text(encoding="utf-8-sig").splitlines())
+        captions = clean_captions(txt.read_text(encoding="utf-8-sig").splitlines())
         if not captions:
-            _bad_row(f"empty caption in {txt.name}", where, on_error, skipped)
+            bad_row(f"empty caption in {txt.name}", where, on_error, skipped)
             continue
         records.append(Record(f, captions, None, i, where))
     return Manifest(records, p, len(files), skipped)
@@ -225,13 +157,13 @@ def _npz_labels(data: Any, label_key: str | None, n: int, p: Path) -> list[str |
     if key is None:
         return [None] * n
     if key not in data.files:
-        raise _missing_key(p, "array", key, data.files, "label_key")
+        raise missing_key(p, "array", key, data.files, "label_key")
     labels = np.asarray(data[key])
     if labels.shape != (n,):
         raise ManifestError(f"{p}: {key!r} must have shape ({n},), got {labels.shape}")
     if labels.dtype.kind in "iu":  # negative integers mean unlabeled
         return [str(int(v)) if v >= 0 else None for v in labels]
-    return [_label(v.decode() if isinstance(v, bytes) else v) for v in labels]
+    return [label_text(v.decode() if isinstance(v, bytes) else v) for v in labels]
 
 
 def read_npz(path: str | Path, image_key: str = "images", caption_key: str = "captions",
@@ -247,7 +179,7 @@ def read_npz(path: str | Path, image_key: str = "images", caption_key: str = "ca
     with data:
         for key, flag in ((image_key, "image_key"), (caption_key, "caption_key")):
             if key not in data.files:
-                raise _missing_key(p, "array", key, data.files, flag)
+                raise missing_key(p, "array", key, data.files, flag)
         images, captions = np.asarray(data[image_key]), np.asarray(data[caption_key])
         n = len(images)
         if images.dtype != np.uint8 or not (images.ndim == 3 or (
@@ -264,9 +196,9 @@ def read_npz(path: str | Path, image_key: str = "images", caption_key: str = "ca
     records: list[Record] = []
     skipped: list[str] = []
     for i in range(n):
-        where, texts = f"{p.name} row {i}", _clean(caps[i])
+        where, texts = f"{p.name} row {i}", clean_captions(caps[i])
         if not texts:
-            _bad_row("empty caption", where, on_error, skipped)
+            bad_row("empty caption", where, on_error, skipped)
             continue
         records.append(Record(i, texts, labels[i], i, where))
     return Manifest(records, p, n, skipped, images)
@@ -274,9 +206,10 @@ def read_npz(path: str | Path, image_key: str = "images", caption_key: str = "ca
 
 def read_manifest(root: str | Path, image_key: str | None = None, caption_key: str | None = None,
                   label_key: str | None = None, sep: str | None = None,
-                  on_error: str = "raise") -> Manifest:
+                  on_error: str = "raise", allow_outside: bool = False) -> Manifest:
     """Read ``root`` by its kind: ``.csv``/``.tsv``, ``.jsonl``, ``.npz`` or a folder. Unset keys
-    take each reader's defaults (``filepath``/``title``; ``images``/``captions`` for npz)."""
+    take each reader's defaults (``filepath``/``title``; ``images``/``captions`` for npz);
+    ``allow_outside`` lets CSV/JSONL rows name images outside the manifest's folder."""
     p = Path(str(root).removeprefix("file:")).expanduser()
     if not p.exists():
         raise DataPathError(f"data path {p} does not exist; give a .csv/.tsv/.jsonl manifest, "
@@ -287,9 +220,9 @@ def read_manifest(root: str | Path, image_key: str | None = None, caption_key: s
         return read_folder(p, on_error)
     suffix = p.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        return read_csv(p, sep=sep, on_error=on_error, **keys)
+        return read_csv(p, sep=sep, on_error=on_error, allow_outside=allow_outside, **keys)
     if suffix == ".jsonl":
-        return read_jsonl(p, on_error=on_error, **keys)
+        return read_jsonl(p, on_error=on_error, allow_outside=allow_outside, **keys)
     if suffix == ".npz":
         return read_npz(p, on_error=on_error, **keys)
     raise DataPathError(f"{p}: unknown data file type {suffix!r}; give a .csv, .tsv, .jsonl or "

@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from anyssl.modalities.timeseries.io import (
+    MAX_LENGTH,
     SUFFIXES,
     SeriesArrays,
     SeriesFileError,
@@ -174,7 +175,7 @@ def gunpoint(split: str = "train", seed: int = 0,
 @DATASETS.register("path", scope="timeseries")
 def path(root: str | Path, split: str = "train", seed: int = 0,
          normalize: str | bool = "zscore", test_fraction: float = 0.2, split_seed: int = 0,
-         label_column: str | int | None = "auto") -> SeriesDataset:
+         label_column: str | int | None = "auto", max_length: int = MAX_LENGTH) -> SeriesDataset:
     """Series from disk: a folder with NAME_TRAIN / NAME_TEST files, or one series file.
 
     A folder holds ``NAME_TRAIN`` / ``NAME_TEST`` ``.ts`` or ``.tsv`` files (also
@@ -183,7 +184,8 @@ def path(root: str | Path, split: str = "train", seed: int = 0,
     One file has no test split, so it is split: a stratified ``test_fraction`` of each class
     goes to test, seeded by ``split_seed`` (fixed, not the training ``seed``, so train and test
     never overlap and every run evaluates on the same series), as the image ``path`` dataset
-    does. ``label_column`` picks the CSV label column (see ``read_csv``).
+    does. ``label_column`` picks the CSV label column (see ``read_csv``). A series longer than
+    ``max_length`` steps is refused (see ``io``).
     """
     s = check_split(split)
     p = Path(str(root).removeprefix("file:")).expanduser()
@@ -192,10 +194,10 @@ def path(root: str | Path, split: str = "train", seed: int = 0,
                               f"({' '.join(SUFFIXES)}) or a folder with NAME_TRAIN.ts and "
                               "NAME_TEST.ts")
     if p.is_dir():
-        train, test = read_train_test(p)
+        train, test = read_train_test(p, max_length)
         return from_splits(train, test, s, normalize)
-    arrays = read_series(p, label_column=label_column) if p.suffix.lower() == ".csv" \
-        else read_series(p)
+    extra = {"label_column": label_column} if p.suffix.lower() == ".csv" else {}
+    arrays = read_series(p, max_length=max_length, **extra)
     y, classes = None, None
     if arrays.labels is not None:
         y, _, classes = encode_labels(arrays.labels, (), (str(p), str(p)))
@@ -280,7 +282,7 @@ def download_ucr(name: str, cache: Path | None = None) -> tuple[Path, Path]:
 
 @DATASETS.register("ucr", scope="timeseries")
 def ucr(name: str, split: str = "train", seed: int = 0, root: str | Path | None = None,
-        normalize: str | bool = "zscore") -> SeriesDataset:
+        normalize: str | bool = "zscore", max_length: int = MAX_LENGTH) -> SeriesDataset:
     """A UCR/UEA archive dataset by name (ucr:ArrowHead), read from disk or downloaded once.
 
     The UCR (Dau et al. 2018) and UEA (Bagnall et al. 2018) archives: read from ``root`` (or
@@ -291,4 +293,5 @@ def ucr(name: str, split: str = "train", seed: int = 0, root: str | Path | None 
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", name or ""):
         raise ValueError(f"bad UCR/UEA dataset name {name!r}; give a name like ArrowHead")
     files = find_ucr(name, root) or download_ucr(name)
-    return from_splits(read_series(files[0]), read_series(files[1]), s, normalize)
+    return from_splits(read_series(files[0], max_length=max_length),
+                       read_series(files[1], max_length=max_length), s, normalize)

@@ -6,7 +6,9 @@ Every reader returns a ``SeriesArrays``: ``X`` float32 ``N x C x T`` with ``NaN`
 values and right-padding to the longest series (trailing steps that are ``NaN`` in every series
 are dropped), the raw label strings (``None`` when the file has none) and the path. Bad input is
 a one-line ``ValueError`` (``SeriesFileError``) naming the file, and the 1-based line where
-there is one.
+there is one. A series longer than ``max_length`` (default ``MAX_LENGTH`` = 100,000 steps, over
+5x the longest UCR/UEA series, EigenWorms' 17,984) or with more than ``MAX_CHANNELS`` = 10,000
+channels is refused; text readers check each line before parsing it, so one huge line fails fast.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "SUFFIXES", "SeriesArrays", "SeriesFileError", "align_splits", "canonical_label",
-    "check_label_kinds", "encode_labels", "find_split_file", "is_float", "is_number",
-    "parse_values", "read_lines", "read_numpy", "read_series", "read_split", "read_train_test",
-    "stack_series",
+    "MAX_CHANNELS", "MAX_LENGTH", "SUFFIXES", "SeriesArrays", "SeriesFileError", "align_splits",
+    "canonical_label", "check_label_kinds", "check_shape", "encode_labels", "find_split_file",
+    "finish_series", "is_float", "is_number", "parse_values", "read_numpy", "read_series",
+    "read_split", "read_train_test", "stack_series",
 ]
 
 #: File suffixes ``read_series`` understands.
 SUFFIXES = (".ts", ".tsv", ".txt", ".csv", ".npy", ".npz")
+MAX_LENGTH = 100_000
+MAX_CHANNELS = 10_000
 
 
 class SeriesFileError(ValueError):
@@ -50,6 +54,16 @@ class SeriesArrays:
 # ---- shared helpers -------------------------------------------------------------------------
 def _where(source: str, i: int, lines: Sequence[int] | None) -> str:
     return f"{source} line {lines[i]}" if lines is not None else f"{source} series {i} (0-based)"
+
+
+def check_shape(channels: int, length: int, where: str, max_length: int = MAX_LENGTH) -> None:
+    """Refuse a series of more than ``max_length`` steps or ``MAX_CHANNELS`` channels."""
+    if length > max_length:
+        raise SeriesFileError(f"{where}: {length:,} values in one series, more than max_length="
+                              f"{max_length:,}; crop or resample it, or pass -d max_length=N")
+    if channels > MAX_CHANNELS:
+        raise SeriesFileError(f"{where}: {channels:,} channels, more than {MAX_CHANNELS:,}; "
+                              "check the separators (':' between channels, ',' between values)")
 
 
 def parse_values(fields: Sequence[str], where: str) -> np.ndarray:
@@ -88,7 +102,8 @@ def stack_series(series: Sequence[Sequence[np.ndarray]], source: str,
     every channel with NaN to the longest; refuses an empty file, a change in the channel
     count and a series with no observed value."""
     if not series:
-        raise SeriesFileError(f"{source}: no data lines (no series found)")
+        raise SeriesFileError(f"{source}: no data lines (no series found); give one series per "
+                              "line")
     c = len(series[0])
     t = max((len(ch) for s in series for ch in s), default=0)
     x = np.full((len(series), c, t), np.nan, dtype=np.float32)
@@ -99,10 +114,10 @@ def stack_series(series: Sequence[Sequence[np.ndarray]], source: str,
                                   f"series ({first}) has {c}")
         for j, ch in enumerate(s):
             x[i, j, : len(ch)] = ch
-    return _finish(x, source, lines)
+    return finish_series(x, source, lines)
 
 
-def _finish(x: np.ndarray, source: str, lines: Sequence[int] | None = None) -> np.ndarray:
+def finish_series(x: np.ndarray, source: str, lines: Sequence[int] | None = None) -> np.ndarray:
     """Refuse all-NaN series; drop trailing time steps that are NaN in every series."""
     seen = ~np.isnan(x)  # N x C x T
     empty = np.flatnonzero(~seen.any(axis=(1, 2)))
@@ -159,18 +174,8 @@ def encode_labels(train_labels: Sequence[str], test_labels: Sequence[str] = (),
     return ids(train_labels), ids(test_labels), classes
 
 
-def read_lines(path: Path) -> list[str]:
-    """The text lines of a file (UTF-8, BOM dropped); a missing file is a ``SeriesFileError``."""
-    if not path.is_file():
-        raise SeriesFileError(f"{path}: no such file; check the path")
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise SeriesFileError(f"{path}: cannot read the file ({err})") from None
-
-
 # ---- readers --------------------------------------------------------------------------------
-def read_numpy(path: str | Path) -> SeriesArrays:
+def read_numpy(path: str | Path, max_length: int = MAX_LENGTH) -> SeriesArrays:
     """``.npy`` (X only) or ``.npz`` (keys ``X`` or ``x``, optional ``y``). X is ``N x T`` or
     time-major ``N x T x C`` (as tslearn/aeon numpy exports); it is transposed to N x C x T."""
     p, src = Path(path), str(path)
@@ -192,31 +197,9 @@ def read_numpy(path: str | Path) -> SeriesArrays:
         raise
     except (OSError, ValueError, EOFError) as err:
         raise SeriesFileError(f"{src}: cannot load ({err})") from None
-    return SeriesArrays(_numpy_x(x, src), _numpy_labels(y, len(x), src), src)
+    from anyssl.modalities.timeseries.io_numpy import numpy_labels, numpy_x
 
-
-def _numpy_x(x: np.ndarray, src: str) -> np.ndarray:
-    if x.ndim not in (2, 3) or x.dtype.kind not in "biuf" or len(x) == 0:
-        raise SeriesFileError(f"{src}: X must be a non-empty numeric N x T or N x T x C array, "
-                              f"got shape {x.shape} {x.dtype}")
-    x = x.astype(np.float32)
-    x = x[:, None, :] if x.ndim == 2 else np.ascontiguousarray(x.transpose(0, 2, 1))
-    if np.isinf(x).any():
-        raise SeriesFileError(f"{src}: X holds infinite values; use NaN for a missing value")
-    return _finish(x, src)
-
-
-def _numpy_labels(y: np.ndarray | None, n: int, src: str) -> list[str] | None:
-    if y is None:
-        return None
-    if y.ndim != 1 or len(y) != n:
-        raise SeriesFileError(f"{src}: y must have shape ({n},) to match X, got {y.shape}")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        i = int(np.flatnonzero(~np.isfinite(y))[0])
-        raise SeriesFileError(f"{src} series {i} (0-based): label {y[i]} is not a class label")
-    labels = [canonical_label(str(v)) if y.dtype.kind == "f" else str(v) for v in y.tolist()]
-    check_label_kinds(labels, src)
-    return labels
+    return SeriesArrays(numpy_x(x, src, max_length), numpy_labels(y, len(x), src), src)
 
 
 def read_series(path: str | Path, **kwargs: object) -> SeriesArrays:
@@ -255,7 +238,7 @@ def find_split_file(root: str | Path, split: str) -> Path | None:
     return x if x.is_file() else None
 
 
-def read_split(root: str | Path, split: str) -> SeriesArrays:
+def read_split(root: str | Path, split: str, max_length: int = MAX_LENGTH) -> SeriesArrays:
     """Read the ``split`` ("train" or "test") file of a folder (see ``find_split_file``);
     ``X_{split}.npy`` takes its labels from ``y_{split}.npy`` when present."""
     file = find_split_file(root, split)
@@ -263,14 +246,16 @@ def read_split(root: str | Path, split: str) -> SeriesArrays:
         r = Path(root)
         raise SeriesFileError(f"{r}: no {split} file; expected {r.name}_{split.upper()}.ts or "
                               f"{r.name}_{split.upper()}.tsv (or {split}.npz, X_{split}.npy)")
-    arrays = read_series(file)
+    from anyssl.modalities.timeseries.io_numpy import numpy_labels
+
+    arrays = read_series(file, max_length=max_length)
     y_file = file.with_name(f"y_{split}.npy")
     if file.name == f"X_{split}.npy" and y_file.is_file():
         try:
             y = np.load(y_file, allow_pickle=False)
         except (OSError, ValueError) as err:
             raise SeriesFileError(f"{y_file}: cannot load ({err})") from None
-        arrays.labels = _numpy_labels(y, len(arrays.X), str(y_file))
+        arrays.labels = numpy_labels(y, len(arrays.X), str(y_file))
     return arrays
 
 
@@ -293,6 +278,8 @@ def align_splits(train: SeriesArrays, test: SeriesArrays) -> tuple[SeriesArrays,
     return padded(train), padded(test)
 
 
-def read_train_test(root: str | Path) -> tuple[SeriesArrays, SeriesArrays]:
+def read_train_test(root: str | Path,
+                    max_length: int = MAX_LENGTH) -> tuple[SeriesArrays, SeriesArrays]:
     """Both splits of a folder, checked against each other and padded to one length."""
-    return align_splits(read_split(root, "train"), read_split(root, "test"))
+    return align_splits(read_split(root, "train", max_length),
+                        read_split(root, "test", max_length))

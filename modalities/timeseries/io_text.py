@@ -1,7 +1,9 @@
 """Text series formats: sktime/aeon ``.ts``, UCR ``.tsv`` / ``.txt`` and CSV.
 
 Each reader returns a ``SeriesArrays`` (``X`` N x C x T float32, NaN = missing or padding) and
-raises a one-line ``SeriesFileError`` (a ``ValueError``) naming the file and 1-based line.
+raises a one-line ``SeriesFileError`` (a ``ValueError``) naming the file and 1-based line. Each
+line's size is checked (``io.check_shape``: ``max_length`` steps, ``MAX_CHANNELS``) before its
+values are parsed, so a line of a million values fails at once.
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from anyssl.modalities.timeseries.io import (
+    MAX_LENGTH,
     SeriesArrays,
     SeriesFileError,
     canonical_label,
     check_label_kinds,
+    check_shape,
     is_float,
     parse_values,
-    read_lines,
     stack_series,
 )
 
-__all__ = ["TsHeader", "read_csv", "read_ts", "read_tsv"]
+__all__ = ["TsHeader", "read_csv", "read_lines", "read_ts", "read_tsv"]
 
 _LABEL_NAMES = ("label", "class", "target")
 _BOOL_TAGS = {"timestamps": "timestamps", "missing": "missing", "univariate": "univariate",
@@ -31,6 +34,16 @@ _BOOL_TAGS = {"timestamps": "timestamps", "missing": "missing", "univariate": "u
               "targetlabel": "target_label"}
 _INT_TAGS = {"dimension": "dimensions", "dimensions": "dimensions",
              "serieslength": "series_length"}
+
+
+def read_lines(path: Path) -> list[str]:
+    """The text lines of a file (UTF-8, BOM dropped); a missing file is a ``SeriesFileError``."""
+    if not path.is_file():
+        raise SeriesFileError(f"{path}: no such file; check the path")
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SeriesFileError(f"{path}: cannot read the file ({err})") from None
 
 
 # ---- sktime / aeon .ts ------------------------------------------------------------------------
@@ -98,7 +111,7 @@ def _check_line(h: TsHeader, channels: list[np.ndarray], label: str | None, wher
                               f"({' '.join(h.classes)})")
 
 
-def read_ts(path: str | Path) -> SeriesArrays:
+def read_ts(path: str | Path, max_length: int = MAX_LENGTH) -> SeriesArrays:
     """An sktime/aeon ``.ts`` file: ``@`` header lines, then one series per line after
     ``@data``: channels separated by ``:``, values by ``,``, the label last when
     ``@classLabel true`` (or ``@targetLabel true``: a regression target, kept in
@@ -132,6 +145,7 @@ def read_ts(path: str | Path) -> SeriesArrays:
                                       "header says the series are labelled")
             label = fields.pop().strip()
             labels.append(label)
+        check_shape(len(fields), max(f.count(",") + 1 for f in fields), where, max_length)
         channels = [parse_values(f.split(","), f"{where} channel {j + 1}") if f.strip()
                     else np.empty(0) for j, f in enumerate(fields)]
         _check_line(h, channels, label if h.class_label else None, where, classes)
@@ -155,7 +169,7 @@ def read_ts(path: str | Path) -> SeriesArrays:
 
 
 # ---- UCR .tsv and CSV -------------------------------------------------------------------------
-def read_tsv(path: str | Path) -> SeriesArrays:
+def read_tsv(path: str | Path, max_length: int = MAX_LENGTH) -> SeriesArrays:
     """A UCR 2018 ``.tsv`` (or UCR 2015 ``.txt``): one univariate series per line, the class
     label first; tab separated (commas or spaces also accepted); trailing ``NaN`` or empty
     fields mark a shorter series."""
@@ -172,6 +186,7 @@ def read_tsv(path: str | Path) -> SeriesArrays:
         if label.lower() in ("", "nan", "?"):
             raise SeriesFileError(f"{src} line {number}: no class label in the first field")
         labels.append(label)
+        check_shape(1, len(fields) - 1, f"{src} line {number}", max_length)
         series.append([parse_values(fields[1:], f"{src} line {number}")])
     numbers = [n for n, _ in rows]
     x = stack_series(series, src, numbers)
@@ -179,7 +194,8 @@ def read_tsv(path: str | Path) -> SeriesArrays:
     return SeriesArrays(x, labels, src)
 
 
-def read_csv(path: str | Path, label_column: str | int | None = "auto") -> SeriesArrays:
+def read_csv(path: str | Path, label_column: str | int | None = "auto",
+             max_length: int = MAX_LENGTH) -> SeriesArrays:
     """A CSV file with one univariate series per row. A first row with a non-numeric field
     over a numeric one is a header. ``label_column``: a column name or index; ``"auto"`` (the
     default) takes a header column named label/class/target if there is one; None: no labels."""
@@ -199,6 +215,7 @@ def read_csv(path: str | Path, label_column: str | int | None = "auto") -> Serie
                 raise SeriesFileError(f"{where}: no value in label column {col}")
             labels.append(row[col].strip())
             row = [f for j, f in enumerate(row) if j != col % len(row)]
+        check_shape(1, len(row), where, max_length)
         hint = "" if col is not None else "; set label_column if a column holds labels"
         try:
             series.append([parse_values(row, where)])

@@ -19,7 +19,8 @@ SHAPES = ("square", "dot")
 N_IMAGES, SIZE = 40, 16
 #: Tiny towers, 16 px images, batches of 8: each run takes about a second.
 SMALL = ["--modality", "image-text", "--method", "clip", "-d", f"image_size={SIZE}",
-         "-e", "image_width=8", "-e", "text_width=16", "--batch-size", "8", "--seed", "0"]
+         "-e", "image_width=8", "-e", "text_width=16", "--batch-size", "8", "--seed", "0",
+         "-d", "allow_outside=true"]  # the pictures folder is not the manifest's folder
 LABELED = ["-d", "label_key=label"]
 COLUMNS = ("filepath", "title", "label")
 #: The linear probe (the modality's third default) is left to the slow OpenMoji test.

@@ -121,6 +121,7 @@ def test_the_checkpoint_tokenizer_reads_other_data(clip_run: tuple[Path, Path],
         assert ds.tokenizer.to_str() == saved["tokenizer"]
         assert int(ds.text.max()) < ds.tokenizer.vocab_size
     own = DATASETS.build("path", "image-text", root=other, label_key="label",
+                         allow_outside=True,
                          image_size=SIZE).tokenizer  # what the other data alone would train
     assert own.to_str() != saved["tokenizer"]
 

@@ -62,7 +62,8 @@ def test_on_error_skip_leaves_bad_images_out_and_trains(pictures: list[dict[str,
     code, text = train(data, tmp_path / "run", *LABELED, "-d", "on_error=skip",
                         "--eval-protocol", "retrieval")
     assert code == 0, text
-    sets = [DATASETS.build("path", "image-text", root=data, split=s, label_key="label",
+    sets = [DATASETS.build("path", "image-text", root=data, allow_outside=True,
+                           split=s, label_key="label",
                            image_size=SIZE, on_error="skip") for s in ("train", "test")]
     assert sum(len(ds) for ds in sets) == N_IMAGES - 2
     notes = [n for ds in sets for n in ds.notes]  # one per split holding a bad file
@@ -106,7 +107,8 @@ def test_a_caption_longer_than_the_context_is_truncated_by_default(
     code, text = train(data, tmp_path / "run", *LABELED, "-d", "context_length=8",
                         "--eval-protocol", "retrieval")
     assert code == 0, text
-    sets = [DATASETS.build("path", "image-text", root=data, split=s, label_key="label",
+    sets = [DATASETS.build("path", "image-text", root=data, allow_outside=True,
+                           split=s, label_key="label",
                            image_size=SIZE, context_length=8) for s in ("train", "test")]
     assert sum(int(ds.truncated.sum()) for ds in sets) == 1  # only the long one
     assert [n for ds in sets for n in ds.notes] == [
@@ -142,8 +144,8 @@ def test_alpha_and_grayscale_images_load(pictures: list[dict[str, str]], tmp_pat
     assert code == 0, text  # both splits decoded: the documented handling, not an error
     images = {}
     for split in ("train", "test"):
-        ds = DATASETS.build("path", "image-text", root=data, split=split, label_key="label",
-                            image_size=SIZE)
+        ds = DATASETS.build("path", "image-text", root=data, allow_outside=True,
+                            split=split, label_key="label", image_size=SIZE)
         images.update({row: ds.images[i] for i, row in enumerate(ds.rows)})
     alpha, gray = images[2], images[3]  # by manifest line
     assert alpha.shape == gray.shape == (3, SIZE, SIZE)

@@ -19,6 +19,7 @@ from torch_geometric.utils import is_undirected, to_undirected
 from anyssl.modalities.graph import datasets as gd
 from anyssl.modalities.graph import datasets_digits as dd
 from anyssl.modalities.graph.data import GraphDataset, NodeDataset
+from anyssl.modalities.graph.data_checks import GraphDataError
 from anyssl.modalities.graph.pyg_files import DatasetDownloadError, RawFolderError
 from anyssl.registry import DATASETS
 
@@ -238,9 +239,8 @@ def test_path_pt_files_graph_and_node_level(tmp_path: Path,
     assert isinstance(nd, NodeDataset) and nd[0][1].shape == (40,)
     graphs[0].meta = Fraction(1, 2)  # not loadable with weights_only=True
     torch.save(graphs, tmp_path / "other.pt")
-    with caplog.at_level(logging.WARNING):
-        assert len(gd.path(tmp_path / "other.pt", "test")) == 2
-    assert "weights_only=False" in caplog.text
+    with pytest.raises(GraphDataError, match="pickled objects beyond PyG's Data"):
+        gd.path(tmp_path / "other.pt", "test")  # never unpickled with weights_only=False
     torch.save({"a": torch.ones(2)}, tmp_path / "dict.pt")
     with pytest.raises(ValueError, match="holds a dict"):
         gd.path(tmp_path / "dict.pt")
