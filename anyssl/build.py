@@ -42,6 +42,8 @@ def build_views(
         views = (
             int(views) if views.strip().isdigit() else [v for v in views.split(";") if v.strip()]
         )
+    if aug is not None or (isinstance(views, Sequence) and not isinstance(views, str)):
+        _check_per_view_specs(modality, method, dataset)
     if isinstance(views, Sequence) and not isinstance(views, str):
         if aug is not None:
             raise ValueError("give either --aug (one spec for all views) or per-view --views specs")
@@ -61,6 +63,18 @@ def build_views(
     if n is not None and n != len(specs):
         specs = [specs[i % len(specs)] for i in range(n)]
     return ViewGenerator([build_pipeline(s, modality.name) for s in specs])
+
+
+def _check_per_view_specs(modality: Modality, method: str, dataset: SSLDataset) -> None:
+    """Per-view specs (``--aug``, ``--views "a; b"``) do not fit a modality whose views are per
+    input (one view holding each tower's input, as image-text's): say what does."""
+    recipe = modality.recipe(method, dataset)
+    if _is_view_source(recipe) and recipe.n_views == 1:
+        raise ValueError(
+            f"{modality.name} views are made per input (one pipeline per tower), so --aug and "
+            "per-view --views specs do not apply; use --views recipe:NAME (e.g. "
+            "recipe:clip-text-aug) or pass anyssl.pair.KeyedViews from Python"
+        )
 
 
 def _is_view_source(obj: Any) -> bool:

@@ -181,3 +181,11 @@ def test_the_default_command_trains_clip_on_openmoji(tmp_path: Path):
     assert_rows(text, "zeroshot", "top1", "chance", "majority")
     assert_rows(text, "retrieval", "i2t_r1", "t2i_r5", "chance_t2i_r1")
     assert_rows(text, "linear", "top1")
+
+
+def test_per_view_specs_point_at_the_tower_recipes(tmp_path: Path):
+    for flags in (["--aug", "crop(size=16)"], ["--views", "crop(size=16); crop(size=16)"]):
+        code, text = run_cli("train", "--modality", "image-text", "--method", "clip", *flags,
+                             "--max-steps", "1", "--out", str(tmp_path / "run"))
+        one_line_error(code, text, "per input", "recipe:clip-text-aug")
+        assert not (tmp_path / "run").exists()
