@@ -21,7 +21,7 @@ Data = Annotated[
     str | None, typer.Option(help="Other data of the same modality (default: the run's).")
 ]
 Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")]
-Out = Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")]
+Out = Annotated[Path | None, typer.Option(help="Also write the report as JSON here (a new file).")]
 Seed = Annotated[int, typer.Option(help="Seed for label subsets and heads.")]
 
 
@@ -39,6 +39,8 @@ def _run(
 
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    if out is not None and out.exists():  # checked first: no evaluation is wasted
+        raise ValueError(f"{out} already exists; choose another --out (nothing is overwritten)")
     report = evaluate_checkpoint(checkpoint, (protocol,), data=data, fraction=fraction,
                                  device=device, seed=seed, options=options)
     print_report(report)

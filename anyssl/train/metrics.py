@@ -73,10 +73,11 @@ class MetricsLogger:
 
     def truncate(self, step: int) -> None:
         """Drop records with ``step >= step`` (a resumed run rewrites what came after its
-        checkpoint); the rewrite is atomic."""
+        checkpoint) and any line that is not a whole record (a write cut short by a full disk
+        or a power loss); the rewrite is atomic."""
         self._file.close()
-        keep = [ln for ln in self.path.read_text(encoding="utf-8").splitlines()
-                if ln.strip() and json.loads(ln).get("step", -1) < step]
+        keep = [ln for ln in self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+                if (found := _step_of(ln)) is not None and found < step]
         tmp = self.path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
         os.replace(tmp, self.path)
@@ -136,3 +137,13 @@ def _summary_writer(run_dir: Path) -> Any:
             "(or 'anyssl[all]'), or drop --tensorboard"
         ) from None
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+def _step_of(line: str) -> int | None:
+    """The ``step`` of a metrics line, or None for a blank, cut-short or foreign line."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else None

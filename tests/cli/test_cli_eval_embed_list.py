@@ -21,6 +21,10 @@ def test_eval_protocols_report_pretrained_and_random(trained_run: Path, tmp_path
     report = json.loads(out.read_text())
     assert set(report) == {"pretrained", "random_init"}
     assert 0.1 < report["pretrained"][protocol]["top1"] <= 1.0
+    if protocol == "linear":  # a second report never overwrites the first
+        code, text = run_cli("eval", protocol, str(trained_run / "last.pt"), "--out", str(out))
+        assert code == 2 and "already exists" in text
+        assert json.loads(out.read_text()) == report
 
 
 def test_eval_finetune_fraction(trained_run: Path, tmp_path: Path) -> None:

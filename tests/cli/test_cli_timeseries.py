@@ -39,10 +39,11 @@ def test_eval_svm_on_a_checkpoint_split_and_cross_validated(ts2vec_run: Path, tm
     assert "C" in split["pretrained"]["svm"]
     train_report = json.loads((ts2vec_run / "eval.json").read_text())
     assert split["pretrained"]["svm"]["top1"] == train_report["pretrained"]["svm"]["top1"]
+    cv = tmp_path / "svm-cv.json"
     code, text = run_cli("eval", "svm", str(ts2vec_run / "last.pt"), "--folds", "3",
-                         "--kernel", "linear", "--out", str(out))
+                         "--kernel", "linear", "--out", str(cv))
     assert code == 0, text
-    assert "std" in json.loads(out.read_text())["pretrained"]["svm"]
+    assert "std" in json.loads(cv.read_text())["pretrained"]["svm"]
 
 
 def _npz(path: Path, n: int = 40, t: int = 30, c: int = 2) -> Path:

@@ -39,6 +39,20 @@ def test_appends_and_truncates(tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == [0, 1, 2, 3] and rows[-1]["loss"] == 2.0
 
 
+def test_truncate_drops_a_line_cut_short(tmp_path: Path) -> None:
+    """A write cut short by a full disk leaves half a record: resume drops it, not the run."""
+    with MetricsLogger(tmp_path) as m:
+        for s in range(3):
+            m.log(s, 0, 1.0, 0.1, 1.0)
+    with (tmp_path / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 3, "loss": 0.')
+    with MetricsLogger(tmp_path) as m:
+        m.truncate(5)
+        m.log(3, 0, 2.0, 0.1, 1.0)
+    rows = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3] and rows[-1]["loss"] == 2.0
+
+
 def test_progress_bar_when_asked(tmp_path: Path) -> None:
     m = MetricsLogger(tmp_path, progress=True)
     m.start_progress(4, done=1)
