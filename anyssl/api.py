@@ -149,8 +149,10 @@ class LoadedRun:
     random_encoder: nn.Module
 
 
-def load_run(checkpoint: str | Path, data: str | None = None) -> LoadedRun:
-    """Rebuild a run from ``checkpoint`` (optionally on other data of the same modality).
+def load_run(checkpoint: str | Path, data: str | None = None,
+             data_args: dict[str, Any] | None = None) -> LoadedRun:
+    """Rebuild a run from ``checkpoint`` (optionally on other data of the same modality;
+    ``data_args`` add to or override the run's own, e.g. another manifest's column names).
     The checkpoint's ``data_state`` (the image-text tokenizer) goes back to the dataset, so
     other data is tokenized as the model was trained."""
     state = load_checkpoint(Path(checkpoint), map_location="cpu")
@@ -160,8 +162,8 @@ def load_run(checkpoint: str | Path, data: str | None = None) -> LoadedRun:
     except ConfigError as err:
         raise ConfigError(f"checkpoint {checkpoint}: {err}") from None
     data_state = state.get("data_state") or {}
-    if data_state:
-        cfg = cfg.merged({"data_args": {**cfg.data_args, **data_state}})
+    if data_state or data_args:  # the saved state wins: the model was trained on it
+        cfg = cfg.merged({"data_args": {**cfg.data_args, **(data_args or {}), **data_state}})
     parts = _parts(cfg, need_test=True)
     try:
         parts.method.load_state_dict(state["method"])
@@ -179,6 +181,7 @@ def evaluate_checkpoint(
     protocols: tuple[str, ...],
     *,
     data: str | None = None,
+    data_args: dict[str, Any] | None = None,
     fraction: float = 0.01,
     device: str | None = None,
     seed: int = 0,
@@ -186,7 +189,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Run evaluation protocols on a checkpoint's encoder and on its random-init twin
     (``options``: per-protocol keywords, e.g. ``{"svm": {"folds": 10}}``)."""
-    run = load_run(checkpoint, data)
+    run = load_run(checkpoint, data, data_args)
     if run.parts.test_set is None:
         raise ValueError("this dataset has no test split to evaluate on")
     random_method = _parts(run.config, need_test=False).method if split_protocols(
@@ -226,11 +229,12 @@ def embed_checkpoint(
     split: str = "all",
     device: str | None = None,
     batch_size: int = 256,
+    data_args: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (N x D) and labels (N) of a dataset under a checkpoint's encoder."""
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be train, test or all, got {split!r}")
-    run = load_run(checkpoint, data)
+    run = load_run(checkpoint, data, data_args)
     train_set, test_set = run.parts.train_set, run.parts.test_set
     chosen: dict[str, list[SSLDataset | None]] = {
         "train": [train_set], "test": [test_set], "all": [train_set, test_set],

@@ -46,6 +46,8 @@ class Entry(Generic[T]):
 
 
 _plugins_loaded = False
+#: Plugins (by entry-point name, e.g. ``image-text``) whose import failed: name -> the error.
+unavailable_plugins: dict[str, str] = {}
 
 
 def load_plugins(force: bool = False) -> None:
@@ -59,6 +61,7 @@ def load_plugins(force: bool = False) -> None:
             obj = ep.load()
         except ImportError as err:  # an optional extra that is not installed
             log.debug("anyssl plugin %s not loaded: %s", ep.name, err)
+            unavailable_plugins[ep.name] = str(err)
             continue
         if callable(obj):
             obj()
@@ -147,6 +150,10 @@ class Registry(Generic[T]):
         if found is None:
             load_plugins()
             found = self._find(name, scope)
+        if found is None and name in unavailable_plugins and self.kind == "modality":
+            raise UnknownNameError(
+                f"modality {name!r} is not installed ({unavailable_plugins[name]}); install its "
+                f"extra: pip install 'anyssl[{name}]'")
         if found is None:
             raise UnknownNameError(self._unknown_message(name, scope))
         return found

@@ -16,6 +16,11 @@ def embed_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by anyssl train.")],
     out: Annotated[Path, typer.Option(help="Where to write the N x D features (.npy).")],
     data: Annotated[str | None, typer.Option(help="Data to embed (default: the run's).")] = None,
+    data_arg: Annotated[
+        list[str] | None,
+        typer.Option("--data-arg", "-d", help="Dataset argument key=value for --data (adds to "
+                     "or overrides the run's); repeatable."),
+    ] = None,
     split: Annotated[str, typer.Option(help="train, test or all.")] = "all",
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 256,
@@ -29,8 +34,11 @@ def embed_command(
         raise ValueError(f"--out must end in .npy, got {out}")
     if out.exists():
         raise ValueError(f"{out} already exists; choose another --out (nothing is overwritten)")
+    from anyssl.cli.train import parse_key_values
+
     feats, labels = embed_checkpoint(
-        checkpoint, data, split=split, device=device, batch_size=batch_size
+        checkpoint, data, split=split, device=device, batch_size=batch_size,
+        data_args=parse_key_values(data_arg),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, feats)

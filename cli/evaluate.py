@@ -20,6 +20,11 @@ Checkpoint = Annotated[Path, typer.Argument(help="A checkpoint written by anyssl
 Data = Annotated[
     str | None, typer.Option(help="Other data of the same modality (default: the run's).")
 ]
+DataArg = Annotated[
+    list[str] | None,
+    typer.Option("--data-arg", "-d", help="Dataset argument key=value for --data (adds to or "
+                 "overrides the run's, e.g. caption_key=text); repeatable."),
+]
 Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")]
 Out = Annotated[Path | None, typer.Option(help="Also write the report as JSON here (a new file).")]
 Seed = Annotated[int, typer.Option(help="Seed for label subsets and heads.")]
@@ -28,20 +33,23 @@ Seed = Annotated[int, typer.Option(help="Seed for label subsets and heads.")]
 def _run(
     protocol: str,
     checkpoint: Path,
-    data: str | None,
+    data: tuple[str | None, list[str] | None],
     device: str | None,
     out: Path | None,
     seed: int,
     fraction: float = 0.01,
     options: dict[str, dict[str, Any]] | None = None,
 ) -> None:
+    """Evaluate ``protocol`` on ``checkpoint``; ``data`` is ``(--data, --data-arg pairs)``."""
     from anyssl.api import evaluate_checkpoint
+    from anyssl.cli.train import parse_key_values
 
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
     if out is not None and out.exists():  # checked first: no evaluation is wasted
         raise ValueError(f"{out} already exists; choose another --out (nothing is overwritten)")
-    report = evaluate_checkpoint(checkpoint, (protocol,), data=data, fraction=fraction,
+    report = evaluate_checkpoint(checkpoint, (protocol,), data=data[0],
+                                 data_args=parse_key_values(data[1]), fraction=fraction,
                                  device=device, seed=seed, options=options)
     print_report(report)
     if out is not None:
@@ -53,12 +61,13 @@ def _run(
 def linear(
     checkpoint: Checkpoint,
     data: Data = None,
+    data_arg: DataArg = None,
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
 ) -> None:
     """Linear probe: logistic regression on frozen, standardized features."""
-    _run("linear", checkpoint, data, device, out, seed)
+    _run("linear", checkpoint, (data, data_arg), device, out, seed)
 
 
 @app.command("knn")
@@ -66,12 +75,13 @@ def linear(
 def knn(
     checkpoint: Checkpoint,
     data: Data = None,
+    data_arg: DataArg = None,
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
 ) -> None:
     """Weighted kNN (k=200, cosine, temperature 0.07) on frozen features."""
-    _run("knn", checkpoint, data, device, out, seed)
+    _run("knn", checkpoint, (data, data_arg), device, out, seed)
 
 
 @app.command("finetune")
@@ -79,6 +89,7 @@ def knn(
 def finetune(
     checkpoint: Checkpoint,
     data: Data = None,
+    data_arg: DataArg = None,
     fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of train labels used (class balanced).")
     ] = 0.01,
@@ -87,7 +98,7 @@ def finetune(
     seed: Seed = 0,
 ) -> None:
     """Fine-tune encoder + linear head on a small labelled fraction (1%, 10%)."""
-    _run("finetune", checkpoint, data, device, out, seed, fraction)
+    _run("finetune", checkpoint, (data, data_arg), device, out, seed, fraction)
 
 
 @app.command("svm")
@@ -95,6 +106,7 @@ def finetune(
 def svm(
     checkpoint: Checkpoint,
     data: Data = None,
+    data_arg: DataArg = None,
     folds: Annotated[
         int | None,
         typer.Option(min=2, help="Cross-validate over train + test with this many folds (the "
@@ -115,7 +127,7 @@ def svm(
         opts["folds"] = folds
     if kernel is not None:
         opts["kernel"] = kernel
-    _run("svm", checkpoint, data, device, out, seed, options={"svm": opts})
+    _run("svm", checkpoint, (data, data_arg), device, out, seed, options={"svm": opts})
 
 
 @app.command("zeroshot")
@@ -133,6 +145,7 @@ def zeroshot(
                      "whose text embeddings are averaged (default: the data's templates)."),
     ] = None,
     data: Data = None,
+    data_arg: DataArg = None,
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
@@ -150,7 +163,7 @@ def zeroshot(
         if bad:
             raise ValueError(f"template {bad[0]!r} has no {{}} for the class name")
         opts["templates"] = list(template)
-    _run("zeroshot", checkpoint, data, device, out, seed, options={"zeroshot": opts})
+    _run("zeroshot", checkpoint, (data, data_arg), device, out, seed, options={"zeroshot": opts})
 
 
 @app.command("retrieval")
@@ -158,10 +171,11 @@ def zeroshot(
 def retrieval(
     checkpoint: Checkpoint,
     data: Data = None,
+    data_arg: DataArg = None,
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
 ) -> None:
     """Image->text and text->image Recall@1/5/10 on the held-out split (an image counts as
     found when any of its captions is in the top k), with the chance level of each."""
-    _run("retrieval", checkpoint, data, device, out, seed)
+    _run("retrieval", checkpoint, (data, data_arg), device, out, seed)

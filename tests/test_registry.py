@@ -110,3 +110,15 @@ def test_builtin_image_modality_is_found_through_entry_points() -> None:
 def test_import_plugin_error_is_one_line() -> None:
     with pytest.raises(ValueError, match="cannot import plugin module 'no_such_mod_xyz'"):
         reg_mod.import_plugin("no_such_mod_xyz")
+
+
+def test_a_modality_whose_extra_is_missing_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from anyssl import registry
+
+    monkeypatch.setitem(registry.unavailable_plugins, "sonar",
+                        "No module named 'sonarlib'")
+    with pytest.raises(registry.UnknownNameError,
+                       match=r"modality 'sonar' is not installed \(No module named 'sonarlib'\); "
+                             r"install its extra: pip install 'anyssl\[sonar\]'"):
+        registry.MODALITIES.get("sonar")

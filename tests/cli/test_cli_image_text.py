@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -124,6 +125,27 @@ def test_the_checkpoint_tokenizer_reads_other_data(clip_run: tuple[Path, Path],
                          allow_outside=True,
                          image_size=SIZE).tokenizer  # what the other data alone would train
     assert own.to_str() != saved["tokenizer"]
+
+
+def test_eval_and_embed_take_data_args_for_other_columns(clip_run: tuple[Path, Path],
+                                                         pictures: list[dict[str, str]],
+                                                         tmp_path: Path):
+    """Other data with its own column names: ``-d`` adds to the run's data arguments."""
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps({"image": r["filepath"], "text": r["title"]}) + "\n"
+                             for r in pictures))
+    checkpoint = str(clip_run[0] / "last.pt")
+    code, text = run_cli("eval", "retrieval", checkpoint, "--data", str(other))
+    one_line_error(code, text, "filepath")  # the run's own column names do not fit
+    flags = ["--data", str(other), "-d", "image_key=image", "-d", "caption_key=text"]
+    code, text = run_cli("eval", "retrieval", checkpoint, *flags,
+                         "--out", str(tmp_path / "ret.json"))
+    assert code == 0, text
+    assert json.loads((tmp_path / "ret.json").read_text())["pretrained"]["retrieval"]
+    code, text = run_cli("embed", checkpoint, *flags, "--split", "test",
+                         "--out", str(tmp_path / "emb.npy"))
+    assert code == 0, text
+    assert np.load(tmp_path / "emb.npy").shape[0] == 8
 
 
 
