@@ -153,7 +153,7 @@ class Registry(Generic[T]):
         if found is None and name in unavailable_plugins and self.kind == "modality":
             raise UnknownNameError(
                 f"modality {name!r} is not installed ({unavailable_plugins[name]}); install its "
-                f"extra: pip install 'anyssl[{name}]'")
+                f"extra with pip install 'anyssl[{name}]' and retry")
         if found is None:
             raise UnknownNameError(self._unknown_message(name, scope))
         return found

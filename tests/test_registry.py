@@ -120,5 +120,5 @@ def test_a_modality_whose_extra_is_missing_says_what_to_install(
                         "No module named 'sonarlib'")
     with pytest.raises(registry.UnknownNameError,
                        match=r"modality 'sonar' is not installed \(No module named 'sonarlib'\); "
-                             r"install its extra: pip install 'anyssl\[sonar\]'"):
+                             r"install its extra with pip install 'anyssl\[sonar\]' and retry"):
         registry.MODALITIES.get("sonar")
