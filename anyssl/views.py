@@ -215,7 +215,10 @@ class ViewGenerator:
         """Seed the view randomness (applied to the device generator at the next call)."""
         self._seed, self._generator = seed, None
 
-    def _generator_for(self, device: torch.device) -> torch.Generator | None:
+    def generator_for(self, device: torch.device) -> torch.Generator | None:
+        """The seeded generator on ``device`` that the views draw from (None when unseeded: the
+        global RNG). A method that needs more per-step randomness (MoCo's key shuffle) draws it
+        here, after the views, so that it is seeded with them."""
         if self._seed is None:
             return None
         if self._generator is None or self._generator.device != device:
@@ -224,7 +227,7 @@ class ViewGenerator:
         return self._generator
 
     def __call__(self, x: Any) -> list[Any]:
-        g = self._generator_for(batch_device(x))
+        g = self.generator_for(batch_device(x))
         return [pipe(x, g) for pipe in self.pipelines]
 
     def __repr__(self) -> str:

@@ -1,4 +1,5 @@
-"""MoCo v1/v2: the loss against the queue, enqueue order, symmetric variant, momentum update."""
+"""MoCo v1/v2: the loss against the queue, enqueue order, symmetric variant, momentum update, and
+the one-process guard against the BatchNorm shortcut (split BatchNorm + key shuffle)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anyssl.methods import moco as moco_module
 from anyssl.methods.moco import MoCo, MoCoV1
+from anyssl.norm import SplitBatchNorm
 from anyssl.objectives import info_nce
 from anyssl.registry import METHODS
 
@@ -46,7 +49,7 @@ def test_key_encoder_starts_as_a_copy_of_encoder_and_head(make_parts, toy_batch)
 
 
 def test_loss_uses_the_queue_before_the_step_then_enqueues_keys(make_parts, toy_batch) -> None:
-    moco = _moco(make_parts)
+    moco = _moco(make_parts, split_bn=0)
     ref = copy.deepcopy(moco)
     ref.views.manual_seed(0)
     moco.views.manual_seed(0)
@@ -63,7 +66,7 @@ def test_loss_uses_the_queue_before_the_step_then_enqueues_keys(make_parts, toy_
 
 
 def test_symmetric_averages_both_directions_and_enqueues_both_keys(make_parts, toy_batch):
-    moco = _moco(make_parts, symmetric=True)
+    moco = _moco(make_parts, symmetric=True, split_bn=0)
     ref = copy.deepcopy(moco)
     ref.views.manual_seed(0)
     moco.views.manual_seed(0)
@@ -99,3 +102,53 @@ def test_bad_arguments(make_parts) -> None:
         _moco(make_parts, head="conv")
     with pytest.raises(ValueError):
         _moco(make_parts, queue_size=0)
+
+
+def _grouped(fn: Any, x: torch.Tensor, splits: int) -> torch.Tensor:
+    """``fn`` applied to each interleaved group ``x[j::splits]`` on its own (train-mode
+    BatchNorm statistics per group), put back in order."""
+    out = [fn(x[j::splits]) for j in range(splits)]
+    result = torch.empty(x.shape[0], out[0].shape[1])
+    for j, part in enumerate(out):
+        result[j::splits] = part
+    return result
+
+
+def test_one_process_splits_batchnorm_and_shuffles_the_keys(make_parts, toy_batch) -> None:
+    """The default (split_bn=8): both encoders normalize 8 groups of the batch, and the key batch
+    is shuffled (a permutation drawn from the views' generator) before the key encoder, as in the
+    MoCo CIFAR-10 demo; a hand-written reference of that step gives the same loss and keys."""
+    moco = _moco(make_parts)  # split_bn=8 by default
+    assert moco.split_bn == 8
+    assert sum(isinstance(m, SplitBatchNorm) for m in moco.modules()) == 2  # online and key
+    ref = copy.deepcopy(moco)  # outside a training step its BatchNorm is plain
+    moco.views.manual_seed(0)
+    ref.views.manual_seed(0)
+    seen: list[torch.Tensor] = []
+    moco.key_encoder.module.register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    loss, _ = moco.training_step(toy_batch)
+    x_q, x_k = ref.views(toy_batch[0])
+    perm = torch.randperm(32, generator=ref.views.generator_for(torch.device("cpu")))
+    with torch.no_grad():
+        q = _grouped(lambda v: ref.head(ref.encoder(v)), x_q, 8)
+        k = _grouped(ref.key_encoder.module, x_k[perm], 8)[torch.argsort(perm)]
+        want = info_nce(q, k, 0.2, negatives=ref.queue.keys)
+    torch.testing.assert_close(seen[0], x_k[perm])  # the key encoder saw the shuffled batch
+    assert not torch.equal(perm, torch.arange(32))
+    torch.testing.assert_close(loss.detach(), want)
+    torch.testing.assert_close(moco.queue.keys[:32], F.normalize(k, dim=1))
+    plain = _moco(make_parts, split_bn=0)
+    plain.load_state_dict(ref.state_dict())
+    plain.views.manual_seed(0)
+    assert not torch.allclose(plain.training_step(toy_batch)[0], loss)  # the split changes it
+
+
+def test_split_bn_off_and_several_processes_use_plain_batchnorm(make_parts, monkeypatch) -> None:
+    off = _moco(make_parts, split_bn=0)
+    assert not any(isinstance(m, SplitBatchNorm) for m in off.modules())
+    v1 = MoCoV1(*make_parts(), queue_size=80, split_bn=4)
+    assert v1._splits() == 4
+    monkeypatch.setattr(moco_module, "world_size", lambda: 2)  # the cross-rank shuffle instead
+    assert v1._splits() == 1
+    with pytest.raises(ValueError, match="split_bn must be >= 0"):
+        _moco(make_parts, split_bn=-1)
