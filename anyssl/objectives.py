@@ -1,10 +1,13 @@
 """Contrastive and predictive objectives: pure functions first, then thin modules.
 
 The functions hold the math and take the distributed facts (gathered tensors, ``rank``) as
-arguments, so the multi-device case is testable on one CPU. Similarities may be computed in a
-lower autocast precision; logits are upcast to float32 before the softmax, and every loss is
-returned in float32 (float64 for float64 inputs). The modules registered in
-``OBJECTIVES`` gather across processes themselves (a no-op on one device).
+arguments, so the multi-device case is testable on one CPU. Under autocast the embeddings
+(gathered ones and queue negatives too) are upcast to float32 first and normalized, compared
+(``_similarities``, with autocast off so the matmul is not cast back down) and softmaxed in
+float32: in bfloat16 a cosine keeps ~3 significant digits, which a temperature of 0.07-0.2
+blows up in the logits. Every loss is returned in float32 (float64 for float64 inputs); the
+gradients flow back to the inputs in their own dtype. The modules registered in ``OBJECTIVES``
+gather across processes themselves (a no-op on one device).
 
 Gradient scaling across processes: each rank's loss is the mean over its own anchors, scored
 against every rank's candidates (gathered with ``distributed.gather_with_grad``, whose backward
@@ -23,12 +26,33 @@ from torch import Tensor, nn
 from anyssl import distributed
 from anyssl.registry import OBJECTIVES
 
-__all__ = ["BYOLLoss", "InfoNCELoss", "NTXentLoss", "byol_loss", "info_nce", "nt_xent"]
+__all__ = ["BYOLLoss", "InfoNCELoss", "NTXentLoss", "byol_loss", "info_nce", "matmul_fp32",
+           "nt_xent"]
 
 
 def _upcast(x: Tensor) -> Tensor:
-    """float16/bfloat16 -> float32 (softmax and loss precision under autocast); else as is."""
+    """float16/bfloat16 -> float32 (similarity and loss precision under autocast); else as is."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def matmul_fp32(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` in float32 (float64 for float64 inputs) even under autocast, which would
+    otherwise cast float32 operands back down to its lower dtype. For similarity matrices that
+    a temperature divides (every contrastive loss, in the core and in the plugins).
+
+    Shape: a: ... x N x D, b: ... x D x M; returns ... x N x M.
+    """
+    a, b = _upcast(a), _upcast(b)
+    available = getattr(torch.amp, "is_autocast_available", None)  # torch >= 2.4
+    if available is not None and not available(a.device.type):  # e.g. meta: no autocast
+        return a @ b
+    with torch.autocast(a.device.type, enabled=False):
+        return a @ b
+
+
+def _similarities(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b.T`` in float32 (``matmul_fp32``). Shape: a: N x D, b: M x D; returns N x M."""
+    return matmul_fp32(a, b.T)  # N x M
 
 
 def _check_pair(a: Tensor, b: Tensor, names: str) -> None:
@@ -61,7 +85,7 @@ def _in_batch(query: Tensor, key_all: Tensor, temperature: float, rank: int) -> 
     """Cross-entropy of ``query`` against every row of ``key_all``; query ``i``'s positive is
     row ``rank*N + i``."""
     n = query.shape[0]
-    logits = _upcast(query @ key_all.T) / temperature  # N x (N*W)
+    logits = _similarities(query, key_all) / temperature  # N x (N*W)
     targets = torch.arange(n, device=query.device) + rank * n  # N
     return F.cross_entropy(logits, targets)
 
@@ -86,7 +110,8 @@ def info_nce(
     where ``key_all`` holds the keys of every rank (default: ``key``, one device).
     ``symmetric=True`` (in-batch only) averages this with the same loss with keys as queries
     against ``query_all`` (needed whenever ``key_all`` is given). ``normalize`` L2-normalizes
-    every input first, so the scores are cosine similarities.
+    every input first, so the scores are cosine similarities. Reduced-precision inputs are
+    upcast to float32 before any of this.
 
     Shape:
         query, key: N x D. negatives: K x D. key_all, query_all: (N * world_size) x D.
@@ -94,6 +119,7 @@ def info_nce(
     """
     _check_pair(query, key, "query and key")
     _check_temperature(temperature)
+    query, key = _upcast(query), _upcast(key)  # N x D each, float32 under autocast
     if normalize:
         query, key = F.normalize(query, dim=1), F.normalize(key, dim=1)
     if negatives is not None:
@@ -107,13 +133,13 @@ def info_nce(
         raise ValueError("symmetric in-batch info_nce with key_all also needs query_all")
     if key_all is not None:
         _check_all(key, key_all, rank, "key_all")
-        key_all = F.normalize(key_all, dim=1) if normalize else key_all
+        key_all = F.normalize(_upcast(key_all), dim=1) if normalize else key_all
     loss = _in_batch(query, key if key_all is None else key_all, temperature, rank)
     if not symmetric:
         return loss
     if query_all is not None:
         _check_all(query, query_all, rank, "query_all")
-        query_all = F.normalize(query_all, dim=1) if normalize else query_all
+        query_all = F.normalize(_upcast(query_all), dim=1) if normalize else query_all
     return 0.5 * (loss + _in_batch(key, query if query_all is None else query_all, temperature,
                                    rank))
 
@@ -124,11 +150,12 @@ def _with_queue(
     """MoCo's loss (eq. 1): each query's own key against the K shared negatives, target 0."""
     if negatives.dim() != 2 or negatives.shape[1] != query.shape[1]:
         raise ValueError(f"negatives must be K x {query.shape[1]}, got {tuple(negatives.shape)}")
+    negatives = _upcast(negatives)  # K x D
     if normalize:
         negatives = F.normalize(negatives, dim=1)
-    l_pos = (query * key).sum(dim=1, keepdim=True)  # N x 1
-    l_neg = query @ negatives.T  # N x K
-    logits = _upcast(torch.cat([l_pos, l_neg], dim=1)) / temperature  # N x (1+K)
+    l_pos = (query * key).sum(dim=1, keepdim=True)  # N x 1 (query, key: already upcast)
+    l_neg = _similarities(query, negatives)  # N x K
+    logits = torch.cat([l_pos, l_neg], dim=1) / temperature  # N x (1+K)
     targets = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)  # N
     return F.cross_entropy(logits, targets)
 
@@ -162,11 +189,11 @@ def nt_xent(
     _check_all(z_a, z_a_all, rank, "z_a_all")
     _check_pair(z_a_all, z_b_all, "z_a_all and z_b_all")
     n, m = z_a.shape[0], z_a_all.shape[0]  # local and global batch
-    anchors = torch.cat([z_a, z_b])  # 2N x D
-    candidates = torch.cat([z_a_all, z_b_all])  # 2M x D
+    anchors = _upcast(torch.cat([z_a, z_b]))  # 2N x D, float32 under autocast
+    candidates = _upcast(torch.cat([z_a_all, z_b_all]))  # 2M x D
     if normalize:
         anchors, candidates = F.normalize(anchors, dim=1), F.normalize(candidates, dim=1)
-    logits = _upcast(anchors @ candidates.T) / temperature  # 2N x 2M
+    logits = _similarities(anchors, candidates) / temperature  # 2N x 2M
     local = torch.arange(n, device=z_a.device) + rank * n  # local rows within one view: N
     self_idx = torch.cat([local, local + m])  # 2N: each anchor's own column
     pos_idx = torch.cat([local + m, local])  # 2N: the other view of the same sample

@@ -3,8 +3,8 @@ From Natural Language Supervision", fig. 3), in open_clip's form (``open_clip/lo
 ``ClipLoss``): a pure function that takes the gathered features and the rank as arguments, then a
 thin module that gathers them.
 
-Similarities may come in a lower autocast precision; logits are upcast to float32 before the
-softmax (as in ``anyssl.objectives``).
+Under autocast the features are upcast to float32 before the similarity matmul, which runs with
+autocast off, so logits and softmax are float32 too (as in ``anyssl.objectives``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anyssl import distributed
-from anyssl.objectives import _check_all, _check_pair, _upcast
+from anyssl.objectives import _check_all, _check_pair, _similarities
 from anyssl.registry import OBJECTIVES
 
 __all__ = ["ClipLoss", "clip_loss"]
@@ -63,18 +63,18 @@ def clip_loss(
         raise ValueError("pass both a_all and b_all (the gathered features) or neither")
     n = a.shape[0]
     if a_all is None or b_all is None:
-        logits_a = logit_scale * _upcast(a @ b.T)  # N x N
+        logits_a = logit_scale * _similarities(a, b)  # N x N
         logits_b = logits_a.T  # N x N
         labels = torch.arange(n, device=a.device)  # N
     else:
         _check_all(a, a_all, rank, "a_all")
         _check_pair(a_all, b_all, "a_all and b_all")
         if local_loss:
-            logits_a = logit_scale * _upcast(a @ b_all.T)  # N x NW
-            logits_b = logit_scale * _upcast(b @ a_all.T)  # N x NW
+            logits_a = logit_scale * _similarities(a, b_all)  # N x NW
+            logits_b = logit_scale * _similarities(b, a_all)  # N x NW
             labels = torch.arange(n, device=a.device) + rank * n  # N
         else:
-            logits_a = logit_scale * _upcast(a_all @ b_all.T)  # NW x NW
+            logits_a = logit_scale * _similarities(a_all, b_all)  # NW x NW
             logits_b = logits_a.T  # NW x NW
             labels = torch.arange(a_all.shape[0], device=a.device)  # NW
     return (F.cross_entropy(logits_a, labels) + F.cross_entropy(logits_b, labels)) / 2

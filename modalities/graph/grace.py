@@ -21,6 +21,7 @@ from torch.utils.checkpoint import checkpoint
 from anyssl import distributed
 from anyssl.methods._common import check_views, encoder_dim
 from anyssl.modalities.graph.encoders import require_level
+from anyssl.objectives import matmul_fp32
 from anyssl.registry import METHODS
 from anyssl.types import Batch, ViewSource
 
@@ -32,8 +33,8 @@ def _rows_loss(u: Tensor, v: Tensor, start: int, stop: int, tau: float) -> Tenso
     ``u`` (intra-view) and ``v`` (inter-view). Shape: u, v N x D -> (stop - start)."""
     rows = torch.arange(start, stop, device=u.device)  # B
     k = torch.arange(stop - start, device=u.device)  # B
-    between = u[start:stop] @ v.T / tau  # B x N: the other view, positive at column rows[k]
-    refl = u[start:stop] @ u.T / tau  # B x N: the same view, the anchor itself left out
+    between = matmul_fp32(u[start:stop], v.T) / tau  # B x N: the other view, positive rows[k]
+    refl = matmul_fp32(u[start:stop], u.T) / tau  # B x N: the same view, the anchor left out
     refl = refl.index_put((k, rows), refl.new_tensor(float("-inf")))
     logits = torch.cat([between, refl], dim=1)  # B x 2N
     return torch.logsumexp(logits, dim=1) - between[k, rows]
@@ -102,7 +103,8 @@ class GRACE(nn.Module):
 
     train_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "adamw",  # Adam in the code (its weight decay is L2; AdamW's decoupled)
-        "lr": 0.128,  # Cora's 5e-4 at one graph per step (lr scales as batch / 256)
+        "lr": 5e-4,  # Cora's config, one graph per step
+        "lr_scaling": "none",  # Adam at a fixed lr (the reference code scales none)
         "weight_decay": 1e-5,  # Cora config
         "momentum": 0.9,  # Adam's beta1
         "schedule": "constant",

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from anyssl import distributed
 from anyssl.methods._common import check_views, encoder_dim
 from anyssl.modalities.graph.encoders import require_level
-from anyssl.objectives import _check_all
+from anyssl.objectives import _check_all, matmul_fp32
 from anyssl.registry import METHODS
 from anyssl.types import Batch, ViewSource
 
@@ -29,7 +29,8 @@ def _one_direction(z1: Tensor, z2_all: Tensor, temperature: float, rank: int) ->
     """Anchors ``z1`` (this rank's rows) against every row of ``z2_all``; anchor ``i``'s
     positive is column ``rank*N + i``, left out of the denominator."""
     n = z1.shape[0]
-    logits = F.normalize(z1.float(), dim=1) @ F.normalize(z2_all.float(), dim=1).T  # N x NW
+    logits = matmul_fp32(F.normalize(z1.float(), dim=1),
+                         F.normalize(z2_all.float(), dim=1).T)  # N x NW, fp32 under autocast
     logits = logits / temperature
     rows = torch.arange(n, device=z1.device)  # N
     cols = rows + rank * n  # N: each anchor's positive
@@ -104,7 +105,8 @@ class GraphCL(nn.Module):
 
     train_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "adamw",  # Adam in the code; weight decay 0 makes AdamW the same
-        "lr": 0.02,  # the code's 0.01 at its batch of 128 (lr scales as batch / 256)
+        "lr": 0.01,  # the code's, at its batch of 128
+        "lr_scaling": "none",  # Adam at a fixed lr (the reference code scales none)
         "weight_decay": 0.0,
         "momentum": 0.9,  # Adam's beta1
         "schedule": "constant",

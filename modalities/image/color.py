@@ -5,15 +5,15 @@ torchvision (``torchvision.transforms.v2.functional``) exactly and are kept as t
 The registered ``jitter`` runs the fused form instead (``jitter_affine`` + ``apply_color_affine``):
 brightness, contrast and saturation are affine maps of the RGB vector, and hue becomes one too
 as a rotation about the luma axis in YIQ space (what NVIDIA DALI's ``hsv`` operator does), so
-the four ops in their random order compose into one per-sample ``3 x 3`` matrix and offset,
-applied in a single pass and clamped once. Color jitter as in SimCLR (Chen et al. 2020,
-Appendix A); solarize as in BYOL (Grill et al. 2020, Table 6).
+the four ops, in a random order drawn per sample (as torchvision and SimCLR do), compose into
+one per-sample ``3 x 3`` matrix and offset, applied in a single pass and clamped once. Color
+jitter as in SimCLR (Chen et al. 2020, Appendix A); solarize as in BYOL (Grill et al. 2020,
+Table 6).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +34,7 @@ from anyssl.views import uniform
 __all__ = [
     "LUMA", "ColorJitter", "Grayscale", "Solarize", "adjust_brightness", "adjust_contrast",
     "adjust_hue", "adjust_saturation", "apply_color_affine", "hsv_to_rgb", "hue_matrices",
-    "jitter_affine", "order_from_state", "rgb_to_grayscale", "rgb_to_hsv", "solarize",
+    "jitter_affine", "rgb_to_grayscale", "rgb_to_hsv", "solarize",
 ]
 
 #: ITU-R 601-2 luma weights of R, G, B (torchvision's ``rgb_to_grayscale``).
@@ -45,9 +45,14 @@ _YIQ = torch.tensor([LUMA, (0.596, -0.274, -0.322), (0.211, -0.523, 0.312)], dty
 
 @functools.lru_cache(maxsize=16)
 def _constants(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-    """LUMA, YIQ and its inverse on ``device``, copied there once (no host sync per call)."""
-    yiq = _YIQ.to(device=device, dtype=dtype)
-    return yiq[0].clone(), yiq, torch.linalg.inv(_YIQ).to(device=device, dtype=dtype)
+    """LUMA and the hue-rotation parts ``P``, ``Q`` on ``device``, copied there once (no host
+    sync per call): ``YIQ^-1 R(theta) YIQ = I + (cos theta - 1) P + sin theta Q``."""
+    inv = torch.linalg.inv(_YIQ)
+    chroma = torch.diag(torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64))  # the (I, Q) plane
+    turn = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    p, q = inv @ chroma @ _YIQ, inv @ turn @ _YIQ  # 3 x 3 each
+    luma = _YIQ[0].to(device=device, dtype=dtype)
+    return luma, p.to(device=device, dtype=dtype), q.to(device=device, dtype=dtype)
 
 
 def _blend(a: Tensor, b: Tensor, factors: Tensor) -> Tensor:
@@ -148,20 +153,43 @@ def hue_matrices(shifts: Tensor) -> Tensor:
     ``M = YIQ^-1 R(-2 pi shift) YIQ`` with ``R`` a rotation of the (I, Q) chroma plane (NVIDIA
     DALI's ``hsv`` operator): a linear stand-in for HSV's hue shift that keeps the luma ``Y``
     and turns the same way (red -> green -> blue as the shift grows); a whole turn is identity.
+    Computed as ``I + (cos - 1) P + sin Q`` (see ``_constants``), exactly ``I`` for a zero shift.
 
     Shape:
         shifts: ``B``; returns ``B x 3 x 3``.
     """
     theta = -2.0 * math.pi * shifts
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    one, zero = torch.ones_like(cos), torch.zeros_like(cos)
-    rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
-    _, yiq, inv = _constants(shifts.device, shifts.dtype)
-    return inv @ rot @ yiq  # B x 3 x 3
+    _, p, q = _constants(shifts.device, shifts.dtype)
+    eye = torch.eye(3, dtype=shifts.dtype, device=shifts.device)
+    return eye + (torch.cos(theta) - 1.0).view(-1, 1, 1) * p + torch.sin(theta).view(-1, 1, 1) * q
+
+
+def _op_maps(factors: Tensor, channels: int) -> tuple[Tensor, Tensor]:
+    """Each jitter op as ``y -> A y + u mean_gray(y) 1``: its matrix ``A`` and gray weight ``u``.
+
+    Brightness ``b I``; contrast ``c I`` with ``u = 1 - c``; saturation ``s I + (1 - s) 1 w^T``;
+    hue ``hue_matrices``; ``u = 0`` but for contrast. Saturation and hue are the identity on
+    one channel.
+
+    Shape:
+        factors: ``B x 4``; returns ``B x 4 x C x C`` and ``B x 4``.
+    """
+    b = factors.shape[0]
+    bright, contrast, sat = (f.view(b, 1, 1) for f in factors[:, :3].unbind(dim=1))  # B x 1 x 1
+    eye = torch.eye(channels, dtype=factors.dtype, device=factors.device)
+    if channels == 3:
+        w = _constants(factors.device, factors.dtype)[0]
+        sat_m = sat * eye + (1.0 - sat) * w.expand(3, 3)  # B x 3 x 3: rows all w^T
+        hue_m = hue_matrices(factors[:, 3])  # B x 3 x 3
+    else:
+        sat_m = hue_m = eye.expand(b, 1, 1)
+    maps = torch.stack([bright * eye, contrast * eye, sat_m, hue_m], dim=1)  # B x 4 x C x C
+    zero = factors.new_zeros(b)
+    return maps, torch.stack([zero, 1.0 - factors[:, 1], zero, zero], dim=1)  # B x 4
 
 
 def jitter_affine(
-    factors: Tensor, order: Sequence[int], channels: int, means: Tensor | None = None
+    factors: Tensor, order: Sequence[int] | Tensor, channels: int, means: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """The jitter ops ``order`` (0 brightness, 1 contrast, 2 saturation, 3 hue) as one affine map.
 
@@ -171,27 +199,32 @@ def jitter_affine(
     saturation ``A = s I + (1 - s) 1 w^T`` (blend with gray); hue: ``hue_matrices``. Unlike
     torchvision there is no clamp between ops. One-channel images skip saturation and hue.
 
+    ``order`` is one sequence of ops for every sample, or a ``B x L`` tensor whose row ``i`` is
+    sample ``i``'s ops in turn (e.g. a permutation of 0..3 per sample): at each position every
+    sample picks its own op's map on the device, with no host sync. Without clamps these four
+    maps commute (scalings about 0 and about the mean gray, a blend toward gray, a turn about
+    the gray axis that keeps luma), so the order moves ``M`` and ``o`` only by rounding; in
+    torchvision it matters through the clamp after each op and the nonlinear HSV hue.
+
     Shape:
-        factors: ``B x 4``; means: ``B x C`` (needed with contrast); returns ``M``:
-        ``B x C x C`` and ``o``: ``B x C``.
+        factors: ``B x 4``; order: ``L`` ints or ``B x L`` long; means: ``B x C`` (needed with
+        contrast, and always with a tensor order); returns ``M``: ``B x C x C``, ``o``: ``B x C``.
     """
+    if means is None and (isinstance(order, Tensor) or 1 in order):
+        raise ValueError("jitter_affine needs the channel means for contrast")
     b = factors.shape[0]
-    eye = torch.eye(channels, dtype=factors.dtype, device=factors.device)
+    maps, gray_weight = _op_maps(factors, channels)  # B x 4 x C x C, B x 4
     w = _constants(factors.device, factors.dtype)[0] if channels == 3 else factors.new_ones(1)
-    m, o = eye.expand(b, channels, channels), factors.new_zeros(b, channels)
-    for k in order:
-        f = factors[:, k]
-        if k == 0:
-            m, o = f.view(b, 1, 1) * m, f.view(b, 1) * o
-        elif k == 1:
-            if means is None:
-                raise ValueError("jitter_affine needs the channel means for contrast")
+    m = torch.eye(channels, dtype=factors.dtype, device=factors.device).expand(b, channels, -1)
+    o = factors.new_zeros(b, channels)
+    rows = torch.arange(b, device=factors.device)  # B
+    for k in order.unbind(dim=1) if isinstance(order, Tensor) else order:  # k: B long, or an int
+        a, u = maps[rows, k], gray_weight[rows, k]  # B x C x C, B: each sample's op here
+        t = (a @ o.unsqueeze(2)).squeeze(2)  # B x C
+        if means is not None:
             gray = ((m @ means.unsqueeze(2)).squeeze(2) + o) @ w  # B: mean gray of the image now
-            m, o = f.view(b, 1, 1) * m, f.view(b, 1) * o + ((1.0 - f) * gray).view(b, 1)
-        elif channels == 3:
-            a = (hue_matrices(f) if k == 3 else f.view(b, 1, 1) * eye
-                 + (1.0 - f).view(b, 1, 1) * w.expand(3, 3))  # B x 3 x 3
-            m, o = a @ m, (a @ o.unsqueeze(2)).squeeze(2)
+            t = t + (u * gray).unsqueeze(1)  # contrast's blend target; u = 0 for the others
+        m, o = a @ m, t
     return m, o
 
 
@@ -222,24 +255,6 @@ def _factor_range(value: Any, name: str, center: float, bound: float | None) -> 
     return lo, hi
 
 
-def _op_order(generator: torch.Generator | None) -> list[int]:
-    """A random order of the four jitter ops, one per call (per batch).
-
-    On a CPU (or no) generator this is ``randperm``; for a device generator it is derived from
-    the generator's host-side state (seed and offset), so no value is read back from the device.
-    """
-    if generator is None or generator.device.type == "cpu":
-        return torch.randperm(4, generator=generator).tolist()
-    return order_from_state(generator.get_state())
-
-
-def order_from_state(state: Tensor) -> list[int]:
-    """A permutation of 0..3 determined by a generator state (a CPU byte tensor)."""
-    digest = hashlib.blake2b(state.numpy().tobytes(), digest_size=8).digest()
-    cpu = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
-    return torch.randperm(4, generator=cpu).tolist()
-
-
 @AUGMENTATIONS.register("jitter", scope="image")
 class ColorJitter:
     """Color jitter with per-sample factors, SimCLR's ``strength`` convention.
@@ -247,9 +262,10 @@ class ColorJitter:
     Unless given, brightness = contrast = saturation = 0.8 * strength and hue = 0.2 * strength
     (Chen et al. 2020, Appendix A). A number ``v`` means factors ~ U(max(0, 1-v), 1+v) (hue:
     shifts ~ U(-v, v)), a range ``lo-hi`` is used as is, 0 turns the op off. The four ops run in
-    a random order drawn once per batch (torchvision draws one per image); 1-channel images
-    skip saturation and hue. Fused (see ``jitter_affine``): one pass over the pixels, clamped
-    once at the end rather than after every op, and hue rotated in YIQ rather than HSV.
+    a random order drawn per sample, as in torchvision (an op that is off, or saturation and hue
+    on 1-channel images, is an identity map wherever it falls). Fused (see ``jitter_affine``):
+    one pass over the pixels, clamped once at the end rather than after every op, and hue
+    rotated in YIQ rather than HSV.
 
     Shape:
         ``B x C x H x W`` uint8 or float (C = 1 or 3) -> same shape, float32 in [0, 1].
@@ -286,14 +302,17 @@ class ColorJitter:
     def __call__(self, x: Any, generator: torch.Generator | None = None) -> Tensor:
         x = to_float_batch(x)
         c = check_channels(x, "jitter")
-        factors = self.sample_factors(x.shape[0], generator, x.device)  # B x 4
-        identity = (1.0, 1.0, 1.0, 0.0)
+        b = x.shape[0]
+        factors = self.sample_factors(b, generator, x.device)  # B x 4
         ranges = (self.brightness, self.contrast, self.saturation, self.hue)
-        order = [k for k in _op_order(generator)
-                 if ranges[k] != (identity[k], identity[k]) and (c == 3 or k < 2)]
-        if not order:
+        on = [r != (i, i) and (c == 3 or k < 2)
+              for k, (r, i) in enumerate(zip(ranges, (1.0, 1.0, 1.0, 0.0), strict=True))]
+        if not any(on):
             return x
-        means = x.mean(dim=(2, 3)) if 1 in order else None  # B x C
+        # B x 4: row i is a random permutation of the ops, sample i's order (drawn on the device)
+        order = torch.rand(b, 4, generator=generator, device=x.device).argsort(dim=1)
+        # B x C; with contrast off its gray weight is 0 and the means are not needed
+        means = x.mean(dim=(2, 3)) if on[1] else x.new_zeros(b, c)
         m, o = jitter_affine(factors, order, c, means)
         return apply_color_affine(x, m, o)
 

@@ -30,6 +30,7 @@ from anyssl.methods._common import check_views
 from anyssl.modalities.timeseries.crops import AlignedView
 from anyssl.modalities.timeseries.series import check_series, valid_steps
 from anyssl.momentum import MomentumTarget
+from anyssl.objectives import matmul_fp32
 from anyssl.registry import METHODS
 from anyssl.types import Batch, ViewSource
 
@@ -63,7 +64,7 @@ def grouped_nt_xent(a: Tensor, b: Tensor, valid: Tensor,
     count = anchor.sum()
     items = torch.arange(m, device=a.device)[own if own is not None else slice(None)]  # own items
     idx = torch.cat([items, items + m])  # K: the anchor rows of z
-    logits = (z if own is None else z[:, idx]) @ z.transpose(1, 2)  # G x K x 2M
+    logits = matmul_fp32(z if own is None else z[:, idx], z.transpose(1, 2))  # G x K x 2M
     is_self = torch.zeros(idx.shape[0], 2 * m, dtype=torch.bool, device=a.device)  # K x 2M
     is_self[torch.arange(idx.shape[0], device=a.device), idx] = True
     logits = logits.masked_fill(is_self | ~ok.unsqueeze(1), float("-inf"))
@@ -203,7 +204,8 @@ class TS2Vec(nn.Module):
 
     train_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "adamw",  # torch.optim.AdamW with its default weight decay 0.01
-        "lr": 0.032,  # the paper's 1e-3 at its batch of 8 (lr scales as batch / 256)
+        "lr": 1e-3,  # the paper's (sec. 4.1) and the reference code's, at its batch of 8
+        "lr_scaling": "none",  # AdamW at a fixed lr (the reference code scales none)
         "weight_decay": 0.01,
         "schedule": "constant",
         "warmup_epochs": 0.0,

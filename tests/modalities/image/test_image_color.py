@@ -1,5 +1,5 @@
 """Color ops: per-sample parity with torchvision.transforms.v2.functional (the reference per-op
-functions), jitter ranges (SimCLR convention), op order, grayscale and solarize. The fused jitter
+functions), jitter ranges (SimCLR convention), grayscale and solarize. The fused jitter
 is tested in test_image_color_fused.py."""
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from anyssl.modalities.image.color import (
     ColorJitter,
     Grayscale,
     Solarize,
-    _op_order,
     adjust_brightness,
     adjust_contrast,
     adjust_hue,
     adjust_saturation,
     hsv_to_rgb,
-    order_from_state,
     rgb_to_grayscale,
     rgb_to_hsv,
     solarize,
@@ -123,22 +121,6 @@ def test_jitter_on_one_channel_skips_saturation_and_hue() -> None:
     x = _img(c=1)
     only_sat_hue = ColorJitter(brightness=0, contrast=0, saturation=0.8, hue=0.4)
     assert torch.equal(only_sat_hue(x, torch.Generator().manual_seed(0)), x)
-
-
-def test_op_order_is_a_random_permutation() -> None:
-    g = torch.Generator().manual_seed(0)
-    orders = [tuple(_op_order(g)) for _ in range(60)]
-    assert all(sorted(o) == [0, 1, 2, 3] for o in orders)
-    assert {o[0] for o in orders} == {0, 1, 2, 3}
-    # the device-generator path: derived from the generator state, different as it advances
-    g2 = torch.Generator().manual_seed(0)
-    a = order_from_state(g2.get_state())
-    assert a == order_from_state(g2.get_state()) and sorted(a) == [0, 1, 2, 3]
-    derived = set()
-    for _ in range(40):
-        torch.rand(3, generator=g2)
-        derived.add(tuple(order_from_state(g2.get_state())))
-    assert len(derived) > 5
 
 
 @pytest.mark.parametrize("kwargs,match", [

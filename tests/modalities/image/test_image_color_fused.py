@@ -13,7 +13,6 @@ import torchvision.transforms.v2.functional as TF
 from anyssl.modalities.image.color import (
     LUMA,
     ColorJitter,
-    _op_order,
     apply_color_affine,
     hue_matrices,
     jitter_affine,
@@ -29,16 +28,19 @@ def _mid(n: int = 4, c: int = 3, seed: int = 0) -> torch.Tensor:
     return 0.3 + 0.4 * torch.rand(n, c, 9, 11, generator=torch.Generator().manual_seed(seed))
 
 
-def _fused(x: torch.Tensor, factors: torch.Tensor, order: list[int]) -> torch.Tensor:
+def _fused(x: torch.Tensor, factors: torch.Tensor, order: list[int] | torch.Tensor,
+           ) -> torch.Tensor:
     m, o = jitter_affine(factors, order, x.shape[1], x.mean(dim=(2, 3)))
     return apply_color_affine(x, m, o)
 
 
-def _sequential(x: torch.Tensor, factors: torch.Tensor, order: list[int]) -> torch.Tensor:
+def _sequential(x: torch.Tensor, factors: torch.Tensor, order: list[int] | torch.Tensor,
+                ) -> torch.Tensor:
+    """torchvision's ops one sample at a time; ``order``: shared, or ``B x L`` (row i: sample i)."""
     out = []
     for i in range(x.shape[0]):
         y = x[i]
-        for k in order:
+        for k in order[i].tolist() if isinstance(order, torch.Tensor) else order:
             y = TV_OPS[k](y, float(factors[i, k]))
         out.append(y)
     return torch.stack(out)
@@ -122,14 +124,16 @@ def test_jitter_applies_its_sampled_factors_in_its_drawn_order() -> None:
     j = ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1, hue=0.05)
     g = torch.Generator().manual_seed(4)
     factors = j.sample_factors(6, g, x.device)
-    order = _op_order(g)
+    order = torch.rand(6, 4, generator=g).argsort(dim=1)  # 6 x 4: one order per sample
     assert len({tuple(r) for r in factors.tolist()}) == 6  # every sample has its own factors
     expected = _fused(x, factors, order)
     torch.testing.assert_close(j(x, torch.Generator().manual_seed(4)), expected, atol=0, rtol=0)
-    # with hue off, the drawn order on torchvision gives the same images (no clipping here)
+    # with hue off (an identity map wherever it falls), each sample's drawn order on
+    # torchvision gives the same images (no clipping here)
     j = ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1, hue=0)
     g = torch.Generator().manual_seed(5)
-    factors, order = j.sample_factors(6, g, x.device), [k for k in _op_order(g) if k != 3]
+    factors = j.sample_factors(6, g, x.device)
+    order = torch.rand(6, 4, generator=g).argsort(dim=1)
     torch.testing.assert_close(j(x, torch.Generator().manual_seed(5)),
                                _sequential(x, factors, order), atol=1e-5, rtol=0)
 
@@ -164,3 +168,5 @@ def test_jitter_does_not_modify_its_input() -> None:
 def test_contrast_without_means_is_rejected() -> None:
     with pytest.raises(ValueError, match="means"):
         jitter_affine(FACTORS, [1], 3)
+    with pytest.raises(ValueError, match="means"):  # a per-sample order may hold contrast
+        jitter_affine(FACTORS, torch.zeros(4, 1, dtype=torch.long), 3)
