@@ -10,6 +10,11 @@
   decompression-bomb limit, about 89.5 Mpx: such a file is never decoded) and an image whose
   shorter side is below ``min_size`` (default ``MIN_SIZE`` = 8 px, the side of sklearn's digits,
   the smallest real image set: a 1 x 1 px image is refused, not stretched into a flat colour).
+- ``probe_files`` checks a whole list the same way and, for a big folder, fast: headers are read
+  in a pool of processes (``scan_headers``) and what was found is cached across runs
+  (``scan_cache``, keyed by each file's path, size and mtime), so a second start re-reads only
+  files that changed. The verdicts (kept files, errors, their order and messages) are those of
+  ``probe_image`` file by file; ``min_size`` and the pixel limit are applied afresh every run.
 - A file whose header is fine but whose pixel data is damaged (a truncated PNG or JPEG) is only
   found when it is decoded (``datasets_files.load_image``).
 """
@@ -17,16 +22,26 @@
 from __future__ import annotations
 
 import os
-import re
-import warnings
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from anyssl.modalities.image.datasets import DataPathError
+from anyssl.modalities.image.scan_cache import CACHE_MIN_FILES, Header, Key, ScanCache, ScanStats
+from anyssl.modalities.image.scan_headers import (
+    _too_large,
+    _too_small,
+    judge_header,
+    max_pixels,
+    pool_size,
+    read_header,
+    read_headers,
+    usable_cores,
+)
 
-__all__ = ["IMAGE_EXTENSIONS", "MIN_SIZE", "FolderScan", "check_size", "max_pixels",
-           "probe_files", "probe_image", "scan_folder", "walk_images"]
+__all__ = ["IMAGE_EXTENSIONS", "MIN_SIZE", "FolderScan", "ScanStats", "check_size",
+           "max_pixels", "probe_files", "probe_image", "scan_folder", "walk_images"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif",
                     ".tiff", ".webp")
@@ -110,20 +125,7 @@ def scan_folder(root: Path) -> FolderScan:
 
 
 # ---- header checks ------------------------------------------------------------------------------
-def max_pixels() -> int | None:
-    """The pixel limit of the decompression-bomb guard: Pillow's ``Image.MAX_IMAGE_PIXELS``."""
-    from PIL import Image
-
-    return Image.MAX_IMAGE_PIXELS
-
-
-def _too_large(file: Path, pixels: int | str, limit: int | None) -> DataPathError:
-    return DataPathError(f"image {file} has {pixels} pixels, over the {limit:,}-pixel limit "
-                         "that guards against decompression bombs; it was not decoded: resize it "
-                         "or remove it")
-
-
-def check_size(file: Path, size: tuple[int, int], min_size: int = 1) -> None:
+def check_size(file: Path | str, size: tuple[int, int], min_size: int = 1) -> None:
     """Refuse an image of ``size = (width, height)`` over ``max_pixels()`` or with a side
     below ``min_size``."""
     w, h = size
@@ -131,52 +133,78 @@ def check_size(file: Path, size: tuple[int, int], min_size: int = 1) -> None:
     if limit is not None and w * h > limit:
         raise _too_large(file, f"{w:,} x {h:,} = {w * h:,}", limit)
     if min(w, h) < min_size:
-        raise DataPathError(f"image {file} is {w}x{h} px, smaller than min_size={min_size} px "
-                            f"on a side; remove it, or pass -d min_size={max(1, min(w, h))} to "
-                            "upscale it")
+        raise _too_small(file, w, h, min_size)
 
 
 def probe_image(file: Path, min_size: int = MIN_SIZE) -> tuple[int, int]:
     """Read ``file``'s header only and return its ``(width, height)``; refuse what the module
-    docstring lists with a ``DataPathError``. Call it from one thread: it sets a warnings
-    filter (Pillow warns, not raises, between 1x and 2x its pixel limit)."""
-    from PIL import Image
+    docstring lists with a ``DataPathError``. Call it from one thread (``read_header``)."""
+    header, _ = read_header(str(file))
+    err = judge_header(file, header, min_size, max_pixels())
+    if err is not None:
+        raise err
+    assert isinstance(header, list) and len(header) == 2  # the others always fail
+    return header[0], header[1]
 
+
+def probe_files(files: Sequence[Path], min_size: int = MIN_SIZE, skip: bool = False, *,
+                workers: int | None = None, cache: bool | None = None,
+                stats: ScanStats | None = None) -> tuple[list[int], list[DataPathError]]:
+    """Check every file as ``probe_image`` does. Returns ``(kept indices, errors)`` in list
+    order; without ``skip`` the first bad file in list order raises its error with the hint
+    ``-d on_error=skip`` added.
+
+    Long lists are read in up to ``workers`` processes (default: the cores this process may
+    use; see ``scan_headers``), with the results of one. What was read is cached across runs
+    (``scan_cache``): ``cache=None`` caches lists of ``CACHE_MIN_FILES`` files or more,
+    ``True`` any list, ``False`` none. Give a ``ScanStats`` as ``stats`` to learn what the
+    check did; ``stats.note()`` says it in one line when it took noticeable time.
+    """
+    start = time.perf_counter()
+    workers = usable_cores() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, or None for the usable cores; got {workers}")
+    stats = ScanStats() if stats is None else stats
+    names, limit = [str(f) for f in files], max_pixels()
+    use_cache = len(names) >= CACHE_MIN_FILES if cache is None else cache
+    store = ScanCache(names) if use_cache else None
+    headers = store.lookup(limit) if store else [None] * len(names)
+    misses = [i for i, h in enumerate(headers) if h is None]
+    fresh: dict[int, tuple[Header, Key]] | None = {} if store else None
+    reads = read_headers(names, misses, workers)
+    stats.files, stats.cached, stats.read = len(names), len(names) - len(misses), 0
+    stats.processes = pool_size(len(misses), workers)
+    stats.cache_file = store.path if store else None
     try:
-        if file.stat().st_size == 0:
-            raise DataPathError(f"image {file} is empty (0 bytes); remove it or replace it")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as im:
-                size = im.size
-    except DataPathError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        found = re.search(r"\((\d+) pixels\)", str(err))
-        raise _too_large(file, f"{int(found.group(1)):,}" if found else "too many",
-                         max_pixels()) from None
-    except Image.UnidentifiedImageError:
-        raise DataPathError(f"cannot read image {file}: Pillow cannot identify it (not an image, "
-                            "or a corrupt header); remove or convert it") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as err:
-        raise DataPathError(f"cannot read image {file}: {err}; remove or convert it") from None
-    check_size(file, size, min_size)
-    return size
+        return _verdicts(files, headers, reads, fresh, min_size, limit, skip, stats)
+    finally:
+        reads.close()  # stops the pool when the first bad file raised
+        stats.cache_error = store.save(fresh) if store and fresh is not None else None
+        stats.written = bool(store and store.written)
+        stats.seconds = time.perf_counter() - start
 
 
-def probe_files(files: Sequence[Path], min_size: int = MIN_SIZE,
-                skip: bool = False) -> tuple[list[int], list[DataPathError]]:
-    """Probe every file (``probe_image``). Returns ``(kept indices, errors)``; without ``skip``
-    the first bad file raises its error with the hint ``-d on_error=skip`` added."""
+def _verdicts(files: Sequence[Path], headers: list[Header | None],
+              reads: Iterator[tuple[int, Header, Key | None]],
+              fresh: dict[int, tuple[Header, Key]] | None, min_size: int, limit: int | None,
+              skip: bool, stats: ScanStats) -> tuple[list[int], list[DataPathError]]:
+    """``probe_files``'s loop: each file's header, cached or the next one read (the reads
+    come in list order), judged; what was read and may be cached goes into ``fresh`` (None:
+    no cache)."""
     kept: list[int] = []
     errors: list[DataPathError] = []
-    for i, f in enumerate(files):
-        try:
-            probe_image(f, min_size)
-        except DataPathError as err:
-            if not skip:
-                raise DataPathError(f"{err}, or pass -d on_error=skip") from None
+    for i, cached in enumerate(headers):
+        header = cached
+        if header is None:
+            _, header, key = next(reads)
+            stats.read += 1
+            if fresh is not None and key is not None:
+                fresh[i] = (header, key)
+        err = judge_header(files[i], header, min_size, limit)
+        if err is None:
+            kept.append(i)
+        elif not skip:
+            raise DataPathError(f"{err}, or pass -d on_error=skip") from None
+        else:
             errors.append(err)
-            continue
-        kept.append(i)
     return kept, errors
