@@ -28,6 +28,7 @@ from anyssl.registry import import_plugin
 from anyssl.train import ConfigError, TrainConfig, Trainer, load_checkpoint
 from anyssl.train.checkpoint import check_format
 from anyssl.train.config import DEFAULT_EPOCHS
+from anyssl.train.monitor import KNNMonitor
 
 __all__ = ["RunResult", "embed_checkpoint", "evaluate_checkpoint", "load_run", "train"]
 
@@ -73,6 +74,7 @@ def _parts(cfg: TrainConfig, need_test: bool) -> Parts:
         batch_size=cfg.batch_size,
         seed=cfg.seed,
         need_test=need_test,
+        device=cfg.device,
     )
 
 
@@ -106,7 +108,7 @@ def train(
     trainer callbacks (objects with ``on_fit_start``/``on_step_end``/``on_epoch_end``/
     ``on_fit_end``, each called with the trainer)."""
     cfg = _config(config, overrides)
-    parts = _parts(cfg, need_test=cfg.eval)
+    parts = _parts(cfg, need_test=cfg.eval or cfg.monitor_every is not None)
     default_protocols, eval_options = parts.modality.evaluation(parts.train_set)
     protocols = cfg.eval_protocols or list(default_protocols)
     cfg = cfg.merged({"batch_size": parts.batch_size, "eval_protocols": protocols})
@@ -127,7 +129,7 @@ def train(
         to_device=parts.modality.to_device,
         conv_encoder=parts.modality.conv_encoder,
         modality_name=parts.modality.name,
-        callbacks=(_PrintNotes(parts.notes), *callbacks),
+        callbacks=(_PrintNotes(parts.notes), *_monitor(parts, cfg), *callbacks),
     )
     result = trainer.fit()
     report = None
@@ -137,6 +139,15 @@ def train(
                          eval_options, device=trainer.device, seed=cfg.seed)
         (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
     return RunResult(run_dir, Path(result.checkpoint), report, parts.notes)
+
+
+def _monitor(parts: Parts, cfg: TrainConfig) -> list[KNNMonitor]:
+    """The online kNN monitor when ``monitor_every`` asks for it (``anyssl.train.monitor``)."""
+    if cfg.monitor_every is None or parts.test_set is None:
+        return []
+    return [KNNMonitor(_ds(parts.train_set), _ds(parts.test_set), cfg.monitor_every,
+                       encoder_of=_encoder_of, collate=parts.modality.collate,
+                       to_device=parts.modality.to_device, seed=cfg.seed)]
 
 
 @dataclass
@@ -172,7 +183,7 @@ def load_run(checkpoint: str | Path, data: str | None = None,
             f"checkpoint {checkpoint} does not fit its method's shapes on this data "
             f"({str(err)[:120]})"
         ) from None
-    encoder = copy.deepcopy(_encoder_of(parts))
+    encoder = copy.deepcopy(_encoder_of(parts.method))
     return LoadedRun(cfg, parts, encoder, _random_encoder(parts, cfg))
 
 
@@ -212,7 +223,7 @@ def _report(
                               to_device=parts.modality.to_device)
     reports = []
     if frozen:
-        reports.append(evaluate(encoder if encoder is not None else _encoder_of(parts),
+        reports.append(evaluate(encoder if encoder is not None else _encoder_of(parts.method),
                                 random_encoder, _ds(parts.train_set), _ds(parts.test_set),
                                 protocols=frozen, options=options, fraction=fraction, seed=seed,
                                 **kw))
@@ -268,10 +279,9 @@ def _ds(dataset: SSLDataset | None) -> Dataset[Any]:
     return cast(Dataset[Any], dataset)
 
 
-def _encoder_of(parts: Parts) -> nn.Module:
+def _encoder_of(method: nn.Module) -> nn.Module:
     """The encoder to evaluate: the method's ``eval_encoder`` when it names one (TS2Vec's weight
     average), else its ``encoder``."""
-    method = parts.method
     chosen = getattr(method, "eval_encoder", None)  # not `or`: a Module's truth is its length
     return cast(nn.Module, method.encoder if chosen is None else chosen)
 

@@ -135,6 +135,27 @@ def method_kwargs(
     return kwargs, notes
 
 
+def scale_preset(modality: Modality, method: str, dataset: SSLDataset
+                 ) -> tuple[str | None, dict[str, Any]]:
+    """The scale of ``dataset`` (``Modality.data_scale``) and ``method``'s defaults for it (an
+    entry of its ``scale_defaults``: ``train`` and ``args`` overrides and their ``source``), or
+    ``(scale, {})`` when the method has none for that scale."""
+    scale = modality.data_scale(dataset) if modality.data_scale is not None else None
+    presets = getattr(METHODS.get(method, modality.name), "scale_defaults", None) or {}
+    return scale, dict(presets.get(scale, {})) if scale is not None else {}
+
+
+def _apply_preset(built: nn.Module, method: str, scale: str | None,
+                  preset: dict[str, Any]) -> list[str]:
+    """Put a scale preset's train defaults on the built method (an instance attribute over the
+    class's ``train_defaults``, which the trainer reads) and say which recipe it is."""
+    if not preset:
+        return []
+    defaults = dict(getattr(built, "train_defaults", None) or {})
+    built.train_defaults = {**defaults, **preset.get("train", {})}  # type: ignore[assignment]
+    return [f"{method}: the defaults for {scale} data ({preset.get('source', 'its paper')})"]
+
+
 def _has_var_kw(params: Any) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
@@ -183,24 +204,30 @@ def build_parts(
     batch_size: int | None = None,
     seed: int = 0,
     need_test: bool = True,
+    device: str | None = None,
 ) -> Parts:
     """Resolve every name of a run into objects, checking the combination up front.
-    ``batch_size=None`` takes the method's default, fitted to the data (``fit_batch_size``)."""
+    ``batch_size=None`` takes the method's default, fitted to the data (``fit_batch_size``);
+    ``device`` (the run's ``--device``) goes to dataset factories that take one."""
     mod = get_modality(modality)
     METHODS.get(method, mod.name)  # an unknown name raises, listing the modality's methods
     mod.check_method(method)
     data = data or mod.default_data(method)
     kw = data_args or {}
-    train_set = _not_empty(mod.dataset(data, "train", seed=seed, **kw), data, "train")
-    test_set = _not_empty(mod.dataset(data, "test", seed=seed, **kw), data, "test") \
-        if need_test else None
+    train_set = _not_empty(mod.dataset(data, "train", seed=seed, device=device, **kw), data,
+                           "train")
+    test_set = _not_empty(mod.dataset(data, "test", seed=seed, device=device, **kw), data,
+                          "test") if need_test else None
     enc = mod.encoder(encoder, train_set, **(encoder_args or {}))
     if not isinstance(getattr(enc, "out_dim", None), int):
         raise ValueError(f"encoder {type(enc).__name__} has no int out_dim; set it at construction")
     view_gen = build_views(mod, method, train_set, aug, views)
     batch, notes = fit_batch_size(method, batch_size, len(train_set), mod.name)
-    kwargs, more = method_kwargs(method, method_args or {}, len(train_set), batch, mod.name)
+    scale, preset = scale_preset(mod, method, train_set)
+    args = {**preset.get("args", {}), **(method_args or {})}  # the user's arguments win
+    kwargs, more = method_kwargs(method, args, len(train_set), batch, mod.name)
     built = build_method(method, enc, view_gen, mod.name, **kwargs)
+    more += _apply_preset(built, method, scale, preset)
     data_notes = [n for ds in (train_set, test_set) for n in getattr(ds, "notes", None) or []]
     return Parts(mod, train_set, test_set, built, list(dict.fromkeys(data_notes)) + notes + more,
                  batch)

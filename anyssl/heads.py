@@ -1,8 +1,9 @@
 """MLP heads: the projector and predictor that sit on top of an encoder.
 
-One class covers the heads of the methods here: SimCLR's and BYOL's projector (Linear-BN-ReLU-
-Linear), BYOL's predictor (the same shape), MoCo v2's BN-free MLP, MoCo v1's single linear layer
-and the SimCLR v2 / MoCo v3 heads that end with a non-affine BatchNorm.
+One class covers the heads of the methods here: BYOL's projector and predictor
+(Linear-BN-ReLU-Linear), SimCLR's reference projector (BatchNorm after every layer, the last one
+with a learnable scale and no shift), MoCo v2's BN-free MLP, MoCo v1's single linear layer and
+the SimCLR v2 / MoCo v3 heads that end with a non-affine BatchNorm.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ __all__ = ["MLPHead"]
 class MLPHead(nn.Module):
     """``num_layers`` linear layers; every one but the last is followed by BatchNorm (when
     ``batch_norm``) and ReLU; the last by a non-affine BatchNorm when ``last_bn`` (SimCLR v2,
-    Chen et al. 2020b; MoCo v3, Chen et al. 2021). ``num_layers=1`` is a plain linear head
+    Chen et al. 2020b; MoCo v3, Chen et al. 2021), or with ``last_bn_scale`` by a BatchNorm with
+    a learnable per-feature scale and no shift (google-research/simclr's ``projection_head``:
+    ``batch_norm_relu(..., center=False)``, scale on). ``num_layers=1`` is a plain linear head
     (MoCo v1). Linear layers followed by BatchNorm have no bias (the BN shift replaces it).
 
     Shape: N x in_dim -> N x out_dim.
@@ -29,6 +32,7 @@ class MLPHead(nn.Module):
         num_layers: int = 2,
         batch_norm: bool = True,
         last_bn: bool = False,
+        last_bn_scale: bool = False,
     ) -> None:
         super().__init__()
         if num_layers < 1:
@@ -46,9 +50,12 @@ class MLPHead(nn.Module):
                 layers.append(nn.BatchNorm1d(hidden_dim))
             layers.append(nn.ReLU(inplace=True))
             dim = hidden_dim
-        layers.append(nn.Linear(dim, out_dim, bias=not last_bn))
-        if last_bn:
-            layers.append(nn.BatchNorm1d(out_dim, affine=False))
+        layers.append(nn.Linear(dim, out_dim, bias=not (last_bn or last_bn_scale)))
+        if last_bn or last_bn_scale:
+            bn = nn.BatchNorm1d(out_dim, affine=last_bn_scale)
+            if last_bn_scale:
+                bn.register_parameter("bias", None)  # scale only (center=False)
+            layers.append(bn)
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

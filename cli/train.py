@@ -58,7 +58,8 @@ def train_command(
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(help="Learning rate (default: the method's, scaled by batch/256)."),
+        typer.Option(help="Learning rate (default: the method's, scaled to the batch by its "
+                          "--lr-scaling rule)."),
     ] = None,
     optimizer: Annotated[
         str | None, typer.Option(help="sgd, lars, adamw or adam (default: the method's).")
@@ -97,7 +98,17 @@ def train_command(
         list[str] | None,
         typer.Option(help="Python module to import first (registers custom parts; repeatable)."),
     ] = None,
-    num_workers: Annotated[int | None, typer.Option(min=0, help="DataLoader workers.")] = None,
+    num_workers: Annotated[int | None, typer.Option(
+        min=0, help="DataLoader workers (default: several for image files, 0 in memory).")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="auto, bf16, fp16 (with a gradient scaler) or fp32 (default auto: bf16 on a GPU "
+             "that has it, else fp16; fp32 on CPU).")] = None,
+    lr_scaling: Annotated[str | None, typer.Option(
+        help="How the default lr grows with the global batch: linear, sqrt or none (default: "
+             "the method's).")] = None,
+    monitor_every: Annotated[int | None, typer.Option(
+        min=1, help="kNN on the labelled split every N epochs, logged and shown in the "
+                    "progress bar.")] = None,
     checkpoint_every: Annotated[
         int | None, typer.Option(min=1, help="Also checkpoint every N steps.")
     ] = None,
@@ -128,7 +139,7 @@ def train_command(
     ] = None,
     sync_bn: Annotated[
         bool, typer.Option("--sync-bn", help="BatchNorm statistics over all processes' "
-                           "samples (SyncBatchNorm; CUDA, several processes).")
+                           "samples (SyncBatchNorm; CUDA, under a process group).")
     ] = False,
 ) -> None:
     """Pre-train a method on a modality's data, then report the modality's evaluation protocols
@@ -170,6 +181,9 @@ def train_command(
             "device": device,
             "seed": seed,
             "num_workers": num_workers,
+            "precision": precision,
+            "lr_scaling": lr_scaling,
+            "monitor_every": monitor_every,
             "checkpoint_every": checkpoint_every,
             "method_args": method_args or None,
             "encoder_args": encoder_args or None,

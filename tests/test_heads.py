@@ -60,3 +60,21 @@ def test_bad_construction_raises(kwargs: dict) -> None:
 def test_wrong_input_width_raises_value_error() -> None:
     with pytest.raises(ValueError, match="N x 12"):
         MLPHead(12, 32, 8)(torch.randn(4, 13))
+
+
+def test_last_bn_scale_is_simclr_reference_last_layer() -> None:
+    """SimCLR's reference projector ends with BatchNorm that has a learnable scale and no
+    shift (``batch_norm_relu(..., center=False)``)."""
+    torch.manual_seed(0)
+    head = MLPHead(12, 12, 8, last_bn_scale=True)
+    bn = head.layers[-1]
+    assert isinstance(bn, torch.nn.BatchNorm1d) and bn.bias is None and bn.weight is not None
+    assert head.layers[-2].bias is None  # the linear layer before it has no bias either
+    assert "layers.4.bias" not in head.state_dict()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0)
+    x = torch.randn(16, 12)
+    z = head.layers[:-1](x)
+    want = (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + bn.eps) * bn.weight
+    torch.testing.assert_close(head(x), want)
+    assert {n for n, _ in head.named_parameters()} >= {"layers.4.weight"}

@@ -42,7 +42,7 @@ from hostile_files import (
 )
 
 from anyssl.modalities.graph.datasets import path as graph_path
-from anyssl.modalities.image import datasets_files
+from anyssl.modalities.image import datasets_folder
 from anyssl.modalities.image.datasets_files import path as image_path
 from anyssl.modalities.image.datasets_scan import probe_image
 from anyssl.modalities.image_text.datasets import path as pair_path
@@ -82,7 +82,7 @@ def decode_with_skip(data: Path) -> list[str]:
     ds = image_path(data, "train", image_size=16, on_error="skip")
     i = next(k for k, f in enumerate(ds.files) if f.name == "trunc.jpg")
     handler = _Recorder()
-    logger = logging.getLogger(datasets_files.__name__)
+    logger = logging.getLogger(datasets_folder.__name__)
     logger.addHandler(handler)
     try:
         image = ds[i][0]

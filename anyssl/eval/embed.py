@@ -89,13 +89,30 @@ def topk_accuracies(scores: Tensor, labels: Tensor) -> dict[str, float]:
     return {f"top{k}": int(hit[:, :k].any(dim=1).sum()) / n for k in ks}
 
 
+def eval_transform(dataset: Dataset[Any]) -> Any:
+    """What a dataset asks evaluation to do to each batch of inputs on the device before the
+    encoder (its ``eval_transform``: image folders stored larger than their views take the
+    centre crop), looking through ``Subset`` and ``ConcatDataset``; None for nothing."""
+    found = getattr(dataset, "eval_transform", None)
+    if found is not None:
+        return found
+    inner = getattr(dataset, "dataset", None)  # Subset
+    if isinstance(inner, Dataset):
+        return eval_transform(inner)
+    parts = getattr(dataset, "datasets", None)  # ConcatDataset
+    return next((t for d in parts or [] if (t := eval_transform(d)) is not None), None)
+
+
 def _forward_batches(
     encoder: nn.Module, loader: DataLoader[Any], device: torch.device, to_device: ToDevice,
+    transform: Any = None,
 ) -> tuple[list[Tensor], list[Tensor]]:
     feats, labels = [], []
     non_blocking = device.type == "cuda"
     for batch in loader:
         inputs, y = to_device(batch, device, non_blocking)
+        if transform is not None:
+            inputs = transform(inputs)
         out = encoder(inputs)  # B x D
         if not isinstance(out, Tensor) or out.dim() != 2:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -120,7 +137,8 @@ def embed(
     The encoder runs in eval mode under ``no_grad`` (its train/eval mode is restored after).
     ``device=None`` runs where the encoder's parameters are; an explicit ``device`` moves the
     encoder there (in place, ``Module.to``). Batches are ``(inputs, labels)`` as collated by
-    ``collate`` and moved once by ``to_device``.
+    ``collate``, moved once by ``to_device`` and passed through the dataset's
+    ``eval_transform`` when it has one.
 
     Shape:
         returns ``N x D`` float32 features and ``N`` int64 labels (numpy).
@@ -142,11 +160,12 @@ def embed(
     encoder.eval()
     try:
         with torch.no_grad():
-            feats, labels = _forward_batches(encoder, loader, dev, to_device)
+            feats, labels = _forward_batches(encoder, loader, dev, to_device,
+                                             eval_transform(dataset))
     finally:
         encoder.train(was_training)
     return torch.cat(feats).numpy(), torch.cat(labels).numpy()
 
 
-__all__ = ["as_features", "as_labels", "embed", "module_device", "resolve_device",
-           "topk_accuracies"]
+__all__ = ["as_features", "as_labels", "embed", "eval_transform", "module_device",
+           "resolve_device", "topk_accuracies"]

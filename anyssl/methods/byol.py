@@ -45,6 +45,7 @@ class BYOL(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "lars",  # LARS (sec. 3.3)
         "lr": 0.2,  # 0.2 x B/256 (sec. 3.3)
+        "lr_scaling": "linear",  # sec. 3.3: LearningRate = 0.2 x BatchSize/256
         "weight_decay": 1.5e-6,  # sec. 3.3
         "momentum": 0.9,  # LARS momentum (the official code)
         "schedule": "cosine",  # cosine decay without restarts (sec. 3.3)

@@ -66,13 +66,14 @@ class CLIP(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "adamw",  # Adam with decoupled weight decay (sec. 2.5)
         "lr": 5e-4,  # RN50 / ViT-B/32 at batch 32,768 (Table 19/20); open_clip's usual 5e-4
+        "lr_scaling": "none",  # AdamW at a fixed lr: the paper and open_clip scale no lr
         "weight_decay": 0.2,  # Table 19/20; not on gains, biases or logit_scale (param_groups)
         # AdamW beta1. build_optimizer uses betas (0.9, 0.999) with eps 1e-8: the paper's ResNet
         # setting; its ViTs (and open_clip's ViT recipes) use beta2 0.98 and eps 1e-6.
         "momentum": 0.9,
         "schedule": "cosine",  # cosine decay (sec. 2.5)
         "warmup_epochs": 1,  # the paper warms up 2,000 steps, open_clip 10,000 by default
-        "batch_size": 256,  # the paper uses 32,768 (sec. 2.5); the lr scales with the batch
+        "batch_size": 256,  # the paper uses 32,768 (sec. 2.5); the lr does not scale with it
     }
 
     def __init__(

@@ -33,21 +33,45 @@ class SimCLR(nn.Module):
     Args:
         encoder: maps a batch to N x ``encoder.out_dim`` features.
         views: makes the views of a batch (2 or more).
-        hidden_dim: projector hidden width. The paper uses the encoder's width (2048 for
-            ResNet-50, sec. 2.1 and B.1); the default 2048 follows solo-learn for every encoder.
-            ``None`` uses ``encoder.out_dim``.
+        hidden_dim: projector hidden width; ``None`` (the default) is the encoder's width, as in
+            the paper (2048 for ResNet-50, sec. 2.1 and B.1) and the reference code
+            (``projection_head``: ``mid_dim = hiddens.shape[-1]``).
         out_dim: projection size, 128 (sec. B.1).
-        temperature: 0.5, the CIFAR-10 setting (appendix B.9); the paper uses 0.1 for ImageNet
-            with large batches (sec. 5.1, Table 5).
+        temperature: 0.5, the CIFAR-10 setting of the reference README; ``scale_defaults``
+            gives 0.1 for large images (the README's ImageNet command, Table 5).
+        last_bn: BatchNorm after the projector's last layer, with a scale and no shift, as the
+            reference code has (BatchNorm on every layer of the head); False drops it (the
+            Linear-BN-ReLU-Linear head of lightly and solo-learn).
+
+    Defaults per data scale (``scale_defaults``; a modality says which scale its data is, e.g.
+    images below 64 px are "small"): the class defaults are google-research/simclr's README
+    command for CIFAR-10 (LARS, lr 1.0 x B/256, weight decay 1e-4, temperature 0.5, 10 warm-up
+    epochs); "large" is its ImageNet command (lr 0.075 x sqrt(B), weight decay 1e-4,
+    temperature 0.1), whose square-root scaling App. B.1 recommends for small batches.
     """
 
     train_defaults: ClassVar[dict[str, Any]] = {
         "optimizer": "lars",  # LARS for every batch size (sec. 2.2, B.1)
-        "lr": 0.3,  # 0.3 x B/256 (sec. B.1)
-        "weight_decay": 1e-6,  # sec. B.1
+        "lr": 1.0,  # README, CIFAR-10: --learning_rate=1.0 (at --train_batch_size=512)
+        "lr_scaling": "linear",  # run.py's default learning_rate_scaling: lr x B/256
+        "weight_decay": 1e-4,  # README, CIFAR-10: --weight_decay=1e-4
         "momentum": 0.9,  # LARS momentum (sec. B.1, the official code)
         "schedule": "cosine",  # cosine decay without restarts (sec. B.1)
-        "warmup_epochs": 10,  # linear warmup for 10 epochs (sec. B.1)
+        "warmup_epochs": 10,  # run.py's default warmup_epochs (sec. B.1)
+    }
+    #: Defaults per data scale: ``train`` overrides ``train_defaults``, ``args`` the constructor.
+    scale_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "small": {"source": "google-research/simclr README, CIFAR-10 command",
+                  "train": {}, "args": {}},
+        "large": {
+            "source": "google-research/simclr README, ImageNet command; App. B.1",
+            "train": {
+                "lr": 0.075,  # README, ImageNet: --learning_rate=0.075
+                "lr_scaling": "sqrt",  # --learning_rate_scaling=sqrt: 0.075 x sqrt(B)
+                "weight_decay": 1e-4,  # README, ImageNet: --weight_decay=1e-4 (v1 paper: 1e-6)
+            },
+            "args": {"temperature": 0.1},  # README, ImageNet: --temperature=0.1
+        },
     }
 
     def __init__(
@@ -55,15 +79,16 @@ class SimCLR(nn.Module):
         encoder: nn.Module,
         views: ViewSource,
         *,
-        hidden_dim: int | None = 2048,
+        hidden_dim: int | None = None,
         out_dim: int = 128,
         temperature: float = 0.5,
+        last_bn: bool = True,
     ) -> None:
         super().__init__()
         check_views(views, "SimCLR")
         self.encoder, self.views = encoder, views
         in_dim = encoder_dim(encoder)
-        self.projector = MLPHead(in_dim, hidden_dim or in_dim, out_dim)
+        self.projector = MLPHead(in_dim, hidden_dim or in_dim, out_dim, last_bn_scale=last_bn)
         self.loss = NTXentLoss(temperature)
 
     def project(self, x: Any) -> Tensor:

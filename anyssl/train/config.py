@@ -20,12 +20,18 @@ import yaml
 
 from anyssl.train.safe_yaml import MAX_CONFIG_BYTES, ConfigError, load_yaml_text, read_config_text
 
-__all__ = ["ConfigError", "DEFAULT_BATCH_SIZE", "FALLBACK_DEFAULTS", "MAX_CONFIG_BYTES",
-           "MAX_CONFIG_ITEMS", "OPTIMIZERS", "SCHEDULES", "TrainConfig", "load_yaml_text",
-           "resolve_defaults"]
+__all__ = ["ConfigError", "DEFAULT_BATCH_SIZE", "FALLBACK_DEFAULTS", "LR_SCALINGS",
+           "MAX_CONFIG_BYTES", "MAX_CONFIG_ITEMS", "OPTIMIZERS", "PRECISIONS", "SCHEDULES",
+           "TrainConfig", "load_yaml_text", "resolve_defaults", "scale_lr"]
 
 OPTIMIZERS = ("sgd", "lars", "adamw", "adam")
 SCHEDULES = ("cosine", "step", "constant")
+#: How a base learning rate grows with the global batch B: ``linear`` (``lr * B / 256``, Goyal et
+#: al. 2017), ``sqrt`` (``lr * sqrt(B)``, SimCLR App. B.1) or ``none`` (as given).
+LR_SCALINGS = ("linear", "sqrt", "none")
+#: Training precision: ``auto`` is bf16 autocast on a GPU that supports it, fp16 autocast with a
+#: gradient scaler on an older GPU, fp32 on the CPU.
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 #: Used for what a method's ``train_defaults`` leaves out: the MoCo v2 recipe (He et al. 2020,
 #: Chen et al. 2020): SGD, lr 0.03 per 256 samples, weight decay 1e-4, cosine, no warm-up.
@@ -62,7 +68,8 @@ class TrainConfig:
     max_steps: int | None = None  # optimizer steps; when set it overrides epochs
     batch_size: int | None = None  # per step and process (a step sees processes x batch_size);
     # None: the method's, fit to the data
-    lr: float | None = None  # as used; None: method base lr * (processes x batch_size) / 256
+    lr: float | None = None  # as used; None: the method's base lr scaled by its lr_scaling rule
+    lr_scaling: str | None = None  # "linear" | "sqrt" | "none" in the global batch; None: method's
     optimizer: str | None = None  # "sgd" | "lars" | "adamw" | "adam"; None: the method's
     weight_decay: float | None = None  # L2 / decoupled decay; None: the method's
     momentum: float = 0.9  # SGD/LARS momentum (AdamW beta1)
@@ -81,7 +88,9 @@ class TrainConfig:
     seed: int = 0  # seeds weights, data order and views; same seed + config = same run
     plugins: list[str] = field(default_factory=list)  # modules to import first (register parts)
     compile: bool = False  # torch.compile the encoder
-    num_workers: int = 0  # DataLoader worker processes
+    precision: str = "auto"  # "auto" | "bf16" | "fp16" | "fp32" (autocast dtype; fp16 scales grads)
+    num_workers: int | None = None  # DataLoader workers; None: several for files, 0 in memory
+    monitor_every: int | None = None  # kNN on the labelled split every N epochs (metrics, progress)
     checkpoint_every: int | None = None  # also checkpoint every N steps (into last.pt)
     log_every: int = 10  # steps between metrics.jsonl lines
     tensorboard: bool = False  # also write TensorBoard scalars to the run folder
@@ -91,12 +100,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.out is None:
             self.out = default_out(self.modality, self.method)
-        for key in ("epochs", "batch_size", "log_every", "max_steps", "checkpoint_every"):
+        for key in ("epochs", "batch_size", "log_every", "max_steps", "checkpoint_every",
+                    "monitor_every"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"config key {key!r} must be at least 1, got {value}")
-        if self.num_workers < 0:
+        if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+        _choice("precision", self.precision, PRECISIONS)
+        if self.lr_scaling is not None:
+            _choice("lr_scaling", self.lr_scaling, LR_SCALINGS)
 
     # ---- dict / YAML ----------------------------------------------------------------------------
     @classmethod
@@ -227,28 +240,47 @@ def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
     return value
 
 
+def scale_lr(base_lr: float, batch: int, rule: str) -> float:
+    """``base_lr`` scaled to a global batch of ``batch`` by ``rule`` (``LR_SCALINGS``):
+    ``linear`` gives ``base_lr * batch / 256``, ``sqrt`` gives ``base_lr * sqrt(batch)``,
+    ``none`` gives ``base_lr``."""
+    rule = _choice("lr_scaling", rule, LR_SCALINGS)
+    if rule == "linear":
+        return base_lr * batch / 256
+    return base_lr * math.sqrt(batch) if rule == "sqrt" else base_lr
+
+
+def default_lr_scaling(optimizer: str) -> str:
+    """The scaling rule of a method that states none: ``linear`` for SGD and LARS (Goyal et al.
+    2017), ``none`` for Adam and AdamW (whose papers give a fixed lr)."""
+    return "none" if optimizer in ("adam", "adamw") else "linear"
+
+
 def resolve_defaults(config: TrainConfig, method_defaults: dict[str, Any] | None = None,
                      steps_per_epoch: int | None = None) -> dict[str, Any]:
     """The effective optimizer, lr, weight decay, momentum, schedule and warm-up of a run.
 
-    ``method_defaults`` is a method's ``train_defaults`` (keys ``optimizer``, ``lr`` = base lr per
-    256 samples, ``weight_decay``, ``schedule``, ``warmup_epochs``, ``milestones``); missing keys
-    fall back to ``FALLBACK_DEFAULTS``. A config value wins; ``lr=None`` gives the linear scaling
-    rule ``base_lr * batch_size / 256`` (Goyal et al. 2017, used by SimCLR, MoCo, BYOL). A
-    *defaulted* warm-up is capped at 10% of the run so short runs still spend most steps at full
-    lr; an explicit ``warmup_epochs`` is kept. With ``steps_per_epoch`` the result also has
-    ``total_steps`` and ``warmup_steps``.
+    ``method_defaults`` is a method's ``train_defaults`` (keys ``optimizer``, ``lr`` = the base lr
+    its ``lr_scaling`` rule scales, ``weight_decay``, ``schedule``, ``warmup_epochs``,
+    ``milestones``); missing keys fall back to ``FALLBACK_DEFAULTS``, a missing ``lr_scaling`` to
+    ``default_lr_scaling`` of the optimizer. A config value wins; ``lr=None`` scales the base lr to
+    ``config.batch_size`` (the global batch) with ``scale_lr``. A *defaulted* warm-up is capped at
+    10% of the run so short runs still spend most steps at full lr; an explicit
+    ``warmup_epochs`` is kept. With ``steps_per_epoch`` the result also has ``total_steps`` and
+    ``warmup_steps``.
     """
     defaults = {**FALLBACK_DEFAULTS, **(method_defaults or {})}
     opt = _choice("optimizer", config.optimizer or defaults["optimizer"], OPTIMIZERS)
     sched = _choice("schedule", config.schedule or defaults["schedule"], SCHEDULES)
     base_lr = float(defaults["lr"])
     batch = config.batch_size or DEFAULT_BATCH_SIZE
-    lr = config.lr if config.lr is not None else base_lr * batch / 256
+    rule = config.lr_scaling or defaults.get("lr_scaling") or default_lr_scaling(
+        config.optimizer or defaults["optimizer"])
+    lr = config.lr if config.lr is not None else scale_lr(base_lr, batch, rule)
     wd = config.weight_decay if config.weight_decay is not None else defaults["weight_decay"]
     out: dict[str, Any] = {
-        "optimizer": opt, "lr": float(lr), "base_lr": base_lr, "weight_decay": float(wd),
-        "momentum": config.momentum, "schedule": sched,
+        "optimizer": opt, "lr": float(lr), "base_lr": base_lr, "lr_scaling": rule,
+        "weight_decay": float(wd), "momentum": config.momentum, "schedule": sched,
         "milestones": [float(m) for m in defaults["milestones"]],
     }
     epochs = config.epochs or DEFAULT_EPOCHS

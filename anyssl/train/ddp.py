@@ -47,8 +47,8 @@ from torch.nn.parallel import DistributedDataParallel
 from anyssl.distributed import broadcast_object, broadcast_state, is_distributed, world_size
 
 __all__ = ["LaunchEnv", "LaunchError", "SilentMetrics", "TrainingStep", "convert_sync_bn",
-           "launch_env", "launch_local", "process_device", "process_group", "share_error",
-           "wrap"]
+           "launch_env", "launch_local", "process_device", "process_group", "processes_here",
+           "share_error", "wrap"]
 
 #: torchrun's variables; ``WORLD_SIZE`` present means "launched by torchrun".
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -91,6 +91,15 @@ def launch_env() -> LaunchEnv:
         raise ValueError(f"WORLD_SIZE={env.world_size} but {' and '.join(missing)} unset; start "
                          "the run with torchrun")
     return env
+
+
+def processes_here(env: LaunchEnv) -> int:
+    """How many of the run's processes share this machine (torchrun's ``LOCAL_WORLD_SIZE``;
+    the whole world when it is not set)."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or env.world_size))
+    except ValueError:
+        return env.world_size
 
 
 def process_device(device: torch.device, env: LaunchEnv) -> torch.device:
@@ -170,11 +179,16 @@ def convert_sync_bn(method: nn.Module, device: torch.device,
                     n_processes: int) -> tuple[nn.Module, str | None]:
     """``method`` with its BatchNorm layers turned into ``SyncBatchNorm`` (batch statistics over
     all ranks' samples, as one process with the global batch computes them), and a note when
-    there is nothing to do. Checkpoint keys do not change. ``ValueError`` on CPU: torch's
-    SyncBatchNorm runs on GPUs only."""
-    if n_processes == 1:
-        return method, ("--sync-bn has no effect on one process (BatchNorm already sees the "
-                        "whole batch)")
+    there is nothing to do. Checkpoint keys do not change.
+
+    It converts whenever a process group is initialised, even one of a single process (a
+    one-GPU run inside a group, where torch's SyncBatchNorm falls back to plain BatchNorm: the
+    same layers and checkpoints as a run on more GPUs). Without a group, one process gets
+    ``method`` unchanged and the note. ``ValueError`` on CPU with several processes or a
+    group: torch's SyncBatchNorm runs on GPUs only."""
+    if n_processes == 1 and not is_distributed():
+        return method, ("--sync-bn has no effect on one process without a process group "
+                        "(BatchNorm already sees the whole batch)")
     if device.type != "cuda":
         raise ValueError("--sync-bn needs CUDA devices (torch's SyncBatchNorm is GPU-only); on "
                          "CPU drop --sync-bn")
@@ -219,6 +233,9 @@ class SilentMetrics:
     def log(self, step: int, epoch: int, loss: Any, lr: float, samples_per_s: float,
             logs: Any = None) -> dict[str, Any]:
         return {"loss": float(loss)}
+
+    def log_monitor(self, step: int, epoch: int, values: Any) -> None:
+        return None
 
 
 class LaunchError(RuntimeError):

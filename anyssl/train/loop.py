@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from anyssl.train.data import (
     mix_seed,
     rank_seed,
     resolve_device,
+    resolve_workers,
     steps_per_epoch,
 )
 from anyssl.train.metrics import MetricsLogger, to_float
@@ -45,6 +47,7 @@ from anyssl.train.nonfinite import (
     skip_update,
 )
 from anyssl.train.optim import build_optimizer
+from anyssl.train.precision import autocast, grad_scaler, resolve_precision
 from anyssl.train.run_folder import (
     RunExistsError,
     check_run_folder,
@@ -103,6 +106,7 @@ class Trainer:
         self.is_main = self.rank == 0
         self.seed = rank_seed(config.seed, self.rank)  # rank 0: config.seed
         self.device = ddp.process_device(resolve_device(config.device), self.env)
+        self.precision = resolve_precision(config.precision, self.device)
         self.global_batch = int(config.batch_size or 0) * self.world_size
         self.steps_per_epoch = steps_per_epoch(cast(Any, train_set), int(config.batch_size or 0),
                                                self.world_size)
@@ -153,6 +157,7 @@ class Trainer:
             self.encoder.compile()
         self.optimizer = build_optimizer(h["optimizer"], self.method, h["lr"], h["weight_decay"],
                                          h["momentum"])
+        self.scaler = grad_scaler(self.device, self.precision)  # fp16 only
         self.scheduler = build_scheduler(self.optimizer, h["schedule"], self.total_steps,
                                          h["warmup_steps"], h["milestones"])
         self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -161,8 +166,9 @@ class Trainer:
         """The config with the effective optimizer, lr, weight decay, schedule and warm-up."""
         h = self.hparams
         return dataclasses.replace(
-            self.config, optimizer=h["optimizer"], lr=h["lr"], weight_decay=h["weight_decay"],
-            schedule=h["schedule"], warmup_epochs=h["warmup_epochs"], out=str(self.run_dir),
+            self.config, optimizer=h["optimizer"], lr=h["lr"], lr_scaling=h["lr_scaling"],
+            weight_decay=h["weight_decay"], schedule=h["schedule"],
+            warmup_epochs=h["warmup_epochs"], precision=self.precision, out=str(self.run_dir),
         )
 
     # ---- checkpoints ----------------------------------------------------------------------------
@@ -217,8 +223,12 @@ class Trainer:
         cfg = self.config
         sampler = EpochSampler(len(cast(Any, self.train_set)), cfg.seed, rank=self.rank,
                                world_size=self.world_size, batch_size=int(cfg.batch_size or 0))
+        workers, note = resolve_workers(cfg.num_workers, self.train_set,
+                                        ddp.processes_here(self.env))
+        if self.is_main:
+            print(f"note: {note}")
         loader = make_loader(cast(Dataset[Any], self.train_set), int(cfg.batch_size or 0), sampler,
-                             self.collate, cfg.num_workers, self.device.type == "cuda", self.seed)
+                             self.collate, workers, self.device.type == "cuda", self.seed)
         metrics: Any = MetricsLogger(self.run_dir, cfg.tensorboard) if self.is_main \
             else ddp.SilentMetrics()
         with metrics as m:
@@ -251,13 +261,18 @@ class Trainer:
         cfg, step, cuda = self.config, self.step, self.device.type == "cuda"
         self._method.views.manual_seed(mix_seed(self.seed, step))
         batch = self.to_device(batch, self.device, cuda)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
+        with autocast(self.device, self.precision):
             loss, logs = self._forward(batch)  # DDP's gradient hooks fire through its wrapper
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         logs = dict(logs)
-        value, ok = check_step(loss, self._params, step, skip=cfg.skip_nonfinite,
-                               checkpoint=self.checkpoint_path, saved_step=self._saved_step)
+        scaled = self.scaler.is_enabled()
+        if scaled:  # fp16: true gradients for clipping; overflow is the scaler's to skip
+            self.scaler.unscale_(self.optimizer)
+            logs["grad_scale"] = self.scaler.get_scale()
+        value, ok = check_step(loss, [] if scaled else self._params, step,
+                               skip=cfg.skip_nonfinite, checkpoint=self.checkpoint_path,
+                               saved_step=self._saved_step)
         self.skipped_steps += 0 if ok else 1
         if cfg.grad_clip is not None:
             logs["grad_norm"] = nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
@@ -265,8 +280,7 @@ class Trainer:
             logs["skipped_steps"] = self.skipped_steps
         lr = float(self.optimizer.param_groups[0]["lr"])
         if ok:
-            self.optimizer.step()
-            self.scheduler.step()
+            self._update()
         else:  # the update is dropped; the step, the schedule and on_step_end go on
             skip_update(self.optimizer, self.scheduler)
         self._method.on_step_end(step, self.total_steps)
@@ -278,6 +292,19 @@ class Trainer:
         if cfg.checkpoint_every is not None and self.step % cfg.checkpoint_every == 0:
             self._save()
         self._fire("on_step_end")
+
+    def _update(self) -> None:
+        """The optimizer step (through the scaler: with fp16 a step whose gradients overflowed
+        is skipped and the scale backs off), then the schedule's."""
+        if not self.scaler.is_enabled():
+            self.optimizer.step()
+            self.scheduler.step()
+            return
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        with warnings.catch_warnings():  # the scaler may have skipped the optimizer step
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
 
     def _log(self, step: int) -> None:
         assert self._last is not None

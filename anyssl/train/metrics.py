@@ -37,8 +37,9 @@ class MetricsLogger:
     """Appends one JSON object per ``log`` call to ``run_dir/metrics.jsonl``.
 
     Each line has ``step`` (0-based index of the optimizer step logged), ``epoch``, ``loss``,
-    ``lr``, ``samples_per_s`` and the method's logs. ``progress=None`` shows a rich progress bar
-    only when stdout is a TTY.
+    ``lr``, ``samples_per_s`` and the method's logs; a monitor line (``log_monitor``) has
+    ``step``, ``epoch`` and its values (``knn_top1`` ...) instead. ``progress=None`` shows a rich
+    progress bar only when stdout is a TTY.
     """
 
     def __init__(self, run_dir: str | Path, tensorboard: bool = False,
@@ -71,6 +72,19 @@ class MetricsLogger:
                              sps=record["samples_per_s"])
         return record
 
+    def log_monitor(self, step: int, epoch: int, values: Mapping[str, float]) -> None:
+        """Write one monitor record (e.g. the online kNN's ``knn_top1``) after step ``step``,
+        and show its top-1 in the progress bar."""
+        record = {"step": step, "epoch": epoch, **{k: float(v) for k, v in values.items()}}
+        self._file.write(json.dumps({k: _json_float(v) if isinstance(v, float) else v
+                                     for k, v in record.items()}) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            for key, value in values.items():
+                self._writer.add_scalar(f"monitor/{key}", float(value), step)
+        if self._task is not None and "knn_top1" in values:
+            self._bar.update(self._task, knn=f"knn {100 * float(values['knn_top1']):.1f}%")
+
     def truncate(self, step: int) -> None:
         """Drop records with ``step >= step`` (a resumed run rewrites what came after its
         checkpoint) and any line that is not a whole record (a write cut short by a full disk
@@ -99,11 +113,11 @@ class MetricsLogger:
         self._bar = Progress(
             TextColumn("train"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.3g}  "
-                       "{task.fields[sps]:.0f} samples/s"),
+                       "{task.fields[sps]:.0f} samples/s  {task.fields[knn]}"),
             TimeRemainingColumn(),
         )
         self._task = self._bar.add_task("train", total=total_steps, completed=done,
-                                        loss=float("nan"), lr=0.0, sps=0.0)
+                                        loss=float("nan"), lr=0.0, sps=0.0, knn="")
         self._bar.start()
 
     def advance(self, done: int) -> None:

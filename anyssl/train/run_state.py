@@ -1,8 +1,9 @@
 """What a trainer puts in ``last.pt`` and takes back from it on resume.
 
 The keys are those ``anyssl.train.checkpoint`` documents, plus ``skipped_steps`` (non-finite
-steps skipped so far) and, for a run of W > 1 processes, ``world_size`` and ``rng_by_rank`` (the
-RNG state of every rank, so each rank resumes its own random streams). Every rank restores from
+steps skipped so far), ``scaler`` (fp16's gradient scaler) and, for a run of W > 1
+processes, ``world_size`` and ``rng_by_rank`` (the RNG state of every rank, so each rank
+resumes its own random streams). Every rank restores from
 the same file; a run resumed on another number of processes is warned about (its global batch,
 and so its data order and steps per epoch, changed).
 """
@@ -28,8 +29,8 @@ log = logging.getLogger("anyssl.train.loop")
 
 #: Config keys that must not change for a resumed run to match an uninterrupted one.
 SAME_ON_RESUME = ("batch_size", "seed", "lr", "optimizer", "weight_decay", "momentum",
-                  "schedule", "warmup_epochs", "grad_clip", "aug", "views", "method_args",
-                  "encoder_args", "epochs", "max_steps")
+                  "precision", "schedule", "warmup_epochs", "grad_clip", "aug", "views",
+                  "method_args", "encoder_args", "epochs", "max_steps")
 
 
 def checkpoint_state(trainer: Any, rngs: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -44,6 +45,8 @@ def checkpoint_state(trainer: Any, rngs: list[dict[str, Any]] | None) -> dict[st
     }
     if rngs is not None:
         state["world_size"], state["rng_by_rank"] = len(rngs), rngs
+    if trainer.scaler.is_enabled():  # fp16's loss scale and its growth tracker
+        state["scaler"] = trainer.scaler.state_dict()
     data_state = getattr(trainer.train_set, "data_state", None)
     if callable(data_state):  # what rebuilding the data needs (image-text: the tokenizer)
         state["data_state"] = data_state()
@@ -78,6 +81,8 @@ def restore(trainer: Any, path: Path) -> int:
     trainer.method.load_state_dict(state["method"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])
+    if trainer.scaler.is_enabled() and isinstance(state.get("scaler"), dict):
+        trainer.scaler.load_state_dict(state["scaler"])
     trainer.skipped_steps = int(state.get("skipped_steps", 0))
     rngs = state.get("rng_by_rank") or [state["rng"]]
     if len(rngs) == trainer.world_size:

@@ -16,7 +16,7 @@ from anyssl.modalities.image import (  # noqa: F401  (importing registers the pa
     encoders,
     geometry,
 )
-from anyssl.modalities.image.recipes import image_recipe
+from anyssl.modalities.image.recipes import image_recipe, image_scale
 from anyssl.modality import Modality, register_modality
 
 MODALITY = register_modality(Modality(
@@ -26,6 +26,7 @@ MODALITY = register_modality(Modality(
     default_encoder="smallcnn",
     recipe=image_recipe,
     conv_encoder=True,
+    data_scale=image_scale,
 ))
 
-__all__ = ["MODALITY", "image_recipe"]
+__all__ = ["MODALITY", "image_recipe", "image_scale"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,6 +63,13 @@ class TensorImageDataset(Dataset[tuple[Tensor, int]]):
         self.classes = list(classes) if classes is not None else None
         self.encoder_kwargs = {"in_channels": int(images.shape[1]),
                                "image_size": int(min(images.shape[-2:]))}
+
+    @property
+    def eval_options(self) -> dict[str, dict[str, Any]]:
+        """Fine-tuning's light augmentation (crop and flip at the image size, SimCLR's)."""
+        from anyssl.modalities.image.recipes import finetune_augment
+
+        return {"finetune": {"augment": finetune_augment(self.encoder_kwargs["image_size"])}}
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

@@ -22,8 +22,8 @@ from anyssl.modalities.image.common import as_range, check_batch, fmt_range, to_
 from anyssl.registry import AUGMENTATIONS
 from anyssl.views import uniform
 
-__all__ = ["LOOP_MIN_PIXELS", "Flip", "RandomResizedCrop", "hflip", "resized_crop_flip",
-           "sample_crop_boxes"]
+__all__ = ["LOOP_MIN_PIXELS", "CenterCrop", "Flip", "RandomResizedCrop", "hflip",
+           "resized_crop_flip", "sample_crop_boxes"]
 
 #: On the CPU, crops to at least this many output pixels are resized one sample at a time.
 LOOP_MIN_PIXELS = 40 * 40
@@ -210,3 +210,31 @@ class Flip:
 
     def __repr__(self) -> str:
         return "flip" if self.p == 0.5 else f"flip(p={self.p!r})"
+
+
+@AUGMENTATIONS.register("center_crop", scope="image")
+class CenterCrop:
+    """The centre ``size x size`` square of every sample (no resampling, no randomness): what
+    evaluation sees of images stored larger than the views (ImageNet's centre crop).
+
+    Shape:
+        ``B x C x H x W`` uint8 or float (H, W >= size) -> ``B x C x size x size`` float32 in
+        [0, 1] (only the crop is converted).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = _size(size)
+        if min(self.size) <= 0:
+            raise ValueError(f"center_crop size must be positive, got {size!r}")
+
+    def __call__(self, x: Any, generator: torch.Generator | None = None) -> Tensor:
+        h, w = check_batch(x).shape[-2:]
+        ch, cw = self.size
+        if ch > h or cw > w:
+            raise ValueError(f"center_crop of {ch}x{cw} needs images at least that large, got "
+                             f"{h}x{w}")
+        top, left = round((h - ch) / 2.0), round((w - cw) / 2.0)  # torchvision's rounding
+        return to_float_batch(x[..., top:top + ch, left:left + cw])
+
+    def __repr__(self) -> str:
+        return f"center_crop(size={self.size[0]})"

@@ -16,18 +16,30 @@ Sources (all ImageNet recipes at 224 px unless noted):
 Small images (side < 64, the CIFAR setting): every recipe drops blur, as SimCLR does on CIFAR-10
 (Appendix B.9) and as solo-learn's CIFAR configs do for MoCo v2+ and BYOL; a 3-pixel kernel on
 a 32-pixel image blurs little and mostly destroys detail. SimCLR also halves the jitter strength
-there. ``mocov3`` gets BYOL's recipe (MoCo v3 follows BYOL); any other method name gets the
-SimCLR recipe.
+there (the reference README's CIFAR-10 command: ``--color_jitter_strength=0.5``). The same
+threshold makes the data "small" for a method's ``scale_defaults`` (``image_scale``). ``mocov3``
+gets BYOL's recipe (MoCo v3 follows BYOL); any other method name gets the SimCLR recipe.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BLUR_MIN_SIZE", "image_recipe"]
+__all__ = ["BLUR_MIN_SIZE", "finetune_augment", "image_recipe", "image_scale"]
 
-#: Images smaller than this (the CIFAR setting) get no Gaussian blur in any recipe.
+#: Images smaller than this (the CIFAR setting) get no Gaussian blur in any recipe, and are the
+#: "small" data scale.
 BLUR_MIN_SIZE = 64
+
+
+def image_scale(dataset: Any) -> str | None:
+    """``"small"`` below ``BLUR_MIN_SIZE`` px (CIFAR-like), else ``"large"`` (ImageNet-like):
+    the scale whose defaults a method's ``scale_defaults`` gives (SimCLR's CIFAR-10 vs ImageNet
+    settings). None when the dataset states no ``image_size``."""
+    kwargs = getattr(dataset, "encoder_kwargs", None)
+    if not isinstance(kwargs, dict) or "image_size" not in kwargs:
+        return None
+    return "small" if int(kwargs["image_size"]) < BLUR_MIN_SIZE else "large"
 
 
 def _blur(p: float, size: int) -> list[str]:
@@ -36,7 +48,7 @@ def _blur(p: float, size: int) -> list[str]:
 
 
 def _simclr(size: int) -> list[str]:
-    strength = 0.5 if size <= 32 else 1.0
+    strength = 0.5 if size < BLUR_MIN_SIZE else 1.0
     view = ", ".join([f"crop(size={size},scale=0.08-1.0,flip=0.5)",
                       f"jitter(strength={strength},p=0.8)", "grayscale(p=0.2)", *_blur(0.5, size)])
     return [view, view]
@@ -82,3 +94,12 @@ def image_recipe(method: str, dataset: Any) -> list[str]:
     size = int(kwargs["image_size"])
     key = method.lower().replace("-", "").replace("_", "")
     return _RECIPES.get(key, _simclr)(size)
+
+
+def finetune_augment(size: int) -> Any:
+    """The light augmentation of low-label fine-tuning at ``size`` px: a random resized crop
+    (scale 0.08-1) and a horizontal flip (SimCLR, Chen et al. 2020, sec. 6 / App. B.5: "random
+    crop with resize and random flip"), as one batched pipeline."""
+    from anyssl.views import parse_spec
+
+    return parse_spec(f"crop(size={size},scale=0.08-1.0,flip=0.5)", "image")

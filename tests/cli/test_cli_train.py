@@ -80,3 +80,29 @@ def test_plugin_registers_custom_augmentation(tmp_path: Path,
     assert code == 0, text
     plugin = sys.modules["my_aug_plugin"]
     assert plugin.MyAug.calls >= 2  # used for both views of each step
+
+
+def test_precision_lr_scaling_and_monitor_flags(tmp_path: Path) -> None:
+    """--precision bf16 (CPU autocast), --lr-scaling and --monitor-every reach the run: the
+    resolved values in config.yaml, kNN lines in metrics.jsonl, the notes on what was chosen."""
+    out = tmp_path / "run"
+    code, text = run_cli("train", "--method", "simclr", "--epochs", "2", "--batch-size", "256",
+                         "--precision", "bf16", "--lr-scaling", "sqrt", "--monitor-every", "1",
+                         "--no-eval", "--out", str(out), "-m", "hidden_dim=32", "-e", "width=8",
+                         "-d", "image_size=16")
+    assert code == 0, text
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["precision"] == "bf16" and saved["lr_scaling"] == "sqrt"
+    assert saved["lr"] == pytest.approx(1.0 * 16)  # simclr's base 1.0 x sqrt(256)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    knn = [r for r in rows if "knn_top1" in r]
+    assert [r["epoch"] for r in knn] == [1, 2] and all(0 <= r["knn_top1"] <= 1 for r in knn)
+    assert "note: data loader: in the training process (the data is in memory)" in text
+    assert "simclr: the defaults for small data" in text
+
+
+@pytest.mark.parametrize("flag", [("--precision", "fp8"), ("--lr-scaling", "log")])
+def test_bad_precision_or_scaling_is_one_line(flag: tuple[str, str], tmp_path: Path) -> None:
+    code, text = run_cli("train", *flag, *TINY, "--out", str(tmp_path / "x"))
+    assert code == 2 and text.startswith("error: ") and len(text.strip().splitlines()) == 1
+    assert flag[1] in text and "choose one of" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import anyssl.methods  # noqa: F401  (registers the methods)
 from anyssl.memory import Queue
 from anyssl.momentum import MomentumTarget
 from anyssl.registry import METHODS
+from anyssl.train.config import LR_SCALINGS
 
 # small heads and queues for speed; a method missing here is built with its defaults
 SMALL: dict[str, dict[str, Any]] = {
@@ -26,6 +28,9 @@ SMALL: dict[str, dict[str, Any]] = {
 NAMES = METHODS.names()
 OPTIMIZERS = {"sgd", "lars", "adamw"}
 SCHEDULES = {"cosine", "step", "constant"}
+#: The train_defaults keys the trainer reads.
+TRAIN_KEYS = {"optimizer", "lr", "lr_scaling", "weight_decay", "momentum", "schedule",
+              "warmup_epochs", "milestones", "batch_size"}
 
 
 def _paired(name: str) -> bool:
@@ -76,16 +81,28 @@ def test_training_step_returns_scalar_loss_and_detached_logs(name, parts_for, ba
 @pytest.mark.parametrize("name", NAMES)
 def test_train_defaults_are_complete(name) -> None:
     defaults: dict[str, Any] = getattr(METHODS.get(name), "train_defaults")  # noqa: B009
-    assert {"optimizer", "lr", "weight_decay", "momentum", "schedule", "warmup_epochs"} <= set(
-        defaults
-    )
+    assert {"optimizer", "lr", "lr_scaling", "weight_decay", "momentum", "schedule",
+            "warmup_epochs"} <= set(defaults)  # every method states its lr scaling rule
     # the trainer reads only these keys; a misspelt one would be silently ignored
-    assert set(defaults) <= {"optimizer", "lr", "weight_decay", "momentum", "schedule",
-                             "warmup_epochs", "milestones", "batch_size"}
+    assert set(defaults) <= TRAIN_KEYS
     assert defaults["optimizer"] in OPTIMIZERS and defaults["schedule"] in SCHEDULES
+    assert defaults["lr_scaling"] in LR_SCALINGS
+    if defaults["optimizer"] in ("adam", "adamw"):  # Adam-family papers give a fixed lr
+        assert defaults["lr_scaling"] == "none"
     assert defaults["lr"] > 0 and defaults["weight_decay"] >= 0 and defaults["warmup_epochs"] >= 0
     if defaults["schedule"] == "step":
         assert all(0 < f < 1 for f in defaults["milestones"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scale_defaults_name_real_keys(name) -> None:
+    """A method's per-scale defaults only touch train keys and constructor arguments."""
+    factory = METHODS.get(name)
+    params = inspect.signature(factory).parameters
+    for scale, preset in (getattr(factory, "scale_defaults", None) or {}).items():
+        assert scale in ("small", "large") and isinstance(preset.get("source"), str)
+        assert set(preset.get("train", {})) <= TRAIN_KEYS, scale
+        assert set(preset.get("args", {})) <= set(params), scale
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -12,19 +12,32 @@ from anyssl.methods.simclr import SimCLR
 from anyssl.objectives import nt_xent
 
 
-def test_paper_defaults(make_parts) -> None:
-    method = SimCLR(*make_parts())
-    layers = [type(m) for m in method.projector.layers]
-    assert layers == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
-    assert method.projector.layers[0].out_features == 2048 and method.projector.out_dim == 128
-    assert method.loss.temperature == 0.5
-    assert SimCLR.train_defaults["optimizer"] == "lars" and SimCLR.train_defaults["lr"] == 0.3
-
-
-def test_hidden_dim_none_uses_encoder_width(make_parts) -> None:
+def test_reference_defaults(make_parts) -> None:
+    """google-research/simclr: BatchNorm on every projector layer (the last with a scale and no
+    shift), hidden width = the encoder's; its README's CIFAR-10 command as the class defaults and
+    its ImageNet command (sqrt lr scaling, temperature 0.1) for large data."""
     encoder, views = make_parts()
-    method = SimCLR(encoder, views, hidden_dim=None, out_dim=8)
+    method = SimCLR(encoder, views)
+    layers = [type(m) for m in method.projector.layers]
+    assert layers == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d]
+    last = method.projector.layers[-1]
+    assert last.weight is not None and last.bias is None
     assert method.projector.layers[0].out_features == encoder.out_dim
+    assert method.projector.out_dim == 128 and method.loss.temperature == 0.5
+    d = SimCLR.train_defaults
+    assert (d["optimizer"], d["lr"], d["lr_scaling"], d["weight_decay"]) == (
+        "lars", 1.0, "linear", 1e-4)
+    large = SimCLR.scale_defaults["large"]
+    assert large["train"] == {"lr": 0.075, "lr_scaling": "sqrt", "weight_decay": 1e-4}
+    assert large["args"] == {"temperature": 0.1}
+    plain = SimCLR(*make_parts(), last_bn=False)
+    assert [type(m) for m in plain.projector.layers][-1] is nn.Linear
+
+
+def test_hidden_dim_can_be_set(make_parts) -> None:
+    encoder, views = make_parts()
+    method = SimCLR(encoder, views, hidden_dim=64, out_dim=8)
+    assert method.projector.layers[0].out_features == 64
 
 
 def test_loss_is_mean_nt_xent_over_view_pairs(make_parts, toy_batch) -> None:

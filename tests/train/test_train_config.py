@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from anyssl.train import ConfigError, TrainConfig, resolve_defaults
+from anyssl.train.config import scale_lr
 
 
 def test_unknown_key_lists_valid_keys_and_a_close_match() -> None:
@@ -100,3 +101,24 @@ def test_resolve_defaults_bad_choices() -> None:
         resolve_defaults(TrainConfig(optimizer="adagrad"), {})
     with pytest.raises(ConfigError, match="unknown schedule 'linear'"):
         resolve_defaults(TrainConfig(), {"schedule": "linear"})
+
+
+def test_lr_scaling_rules_per_method() -> None:
+    """Each method states how its lr grows with the global batch: linear (SGD/LARS methods),
+    sqrt (SimCLR's large-data recipe) or none (Adam-family methods, e.g. CLIP)."""
+    assert scale_lr(0.3, 512, "linear") == pytest.approx(0.6)
+    assert scale_lr(0.075, 4096, "sqrt") == pytest.approx(4.8)  # = 0.3 x 4096/256 (README)
+    assert scale_lr(5e-4, 32768, "none") == 5e-4
+    sqrt = resolve_defaults(TrainConfig(batch_size=256), {"optimizer": "lars", "lr": 0.075,
+                                                          "lr_scaling": "sqrt"})
+    assert sqrt["lr"] == pytest.approx(1.2) and sqrt["lr_scaling"] == "sqrt"
+    clip = resolve_defaults(TrainConfig(batch_size=32768), {"optimizer": "adamw", "lr": 5e-4,
+                                                            "lr_scaling": "none"})
+    assert clip["lr"] == 5e-4  # was 0.064 when every lr scaled by batch/256
+    unstated = {"optimizer": "adam", "lr": 1e-3}  # a method that states no rule
+    assert resolve_defaults(TrainConfig(batch_size=512), unstated)["lr"] == 1e-3
+    assert resolve_defaults(TrainConfig(batch_size=512), {"lr": 0.1})["lr"] == pytest.approx(0.2)
+    mine = resolve_defaults(TrainConfig(batch_size=512, lr_scaling="none"), {"lr": 0.1})
+    assert mine["lr"] == 0.1 and mine["lr_scaling"] == "none"  # the config's rule wins
+    with pytest.raises(ConfigError, match="unknown lr_scaling 'log'; choose one of: linear"):
+        TrainConfig(lr_scaling="log")

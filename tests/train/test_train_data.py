@@ -8,6 +8,8 @@ import torch
 from train_toys import ToySet, make_method, toy_config
 
 from anyssl.train import EpochSampler, Trainer, mix_seed
+from anyssl.train import data as data_module
+from anyssl.train.data import resolve_workers
 
 
 def test_sampler_is_a_seeded_permutation_per_epoch() -> None:
@@ -44,3 +46,21 @@ def test_worker_processes_give_the_same_run(tmp_path: Path) -> None:
         t.fit()
         states.append(t.method.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_workers_default_to_several_for_files_and_none_in_memory(monkeypatch) -> None:
+    class Files:
+        file_backed = True
+
+    monkeypatch.setattr(data_module, "usable_cores", lambda: 16)
+    n, note = resolve_workers(None, Files())
+    assert n == 15 and "15 worker process(es) decode the files" in note  # the other cores
+    assert resolve_workers(None, Files(), processes_here=4)[0] == 3  # 16 cores / 4 - 1
+    monkeypatch.setattr(data_module, "usable_cores", lambda: 64)
+    assert resolve_workers(None, Files())[0] == 16  # capped
+    monkeypatch.setattr(data_module, "usable_cores", lambda: 2)
+    assert resolve_workers(None, Files())[0] == 1  # this machine: one core decodes
+    assert resolve_workers(None, Files(), processes_here=2)[0] == 1  # at least one
+    n, note = resolve_workers(None, object())
+    assert n == 0 and "in memory" in note
+    assert resolve_workers(3, object()) == (3, "data loader: 3 worker process(es) (--num-workers)")

@@ -62,7 +62,7 @@ class ToyMethod(nn.Module):
         logits = torch.cat([(q * k).sum(1, keepdim=True), q @ self.queue.clone().T], 1) / 0.2
         loss = F.cross_entropy(logits, torch.zeros(len(x), dtype=torch.long))
         n, i = len(self.queue), int(self.ptr)
-        self.queue[(torch.arange(len(k)) + i) % n] = k
+        self.queue[(torch.arange(len(k)) + i) % n] = k.to(self.queue)  # autocast: bf16/fp16 keys
         self.ptr.fill_((i + len(k)) % n)
         self.calls += 1
         if self.nan_at is not None and self.calls > self.nan_at:

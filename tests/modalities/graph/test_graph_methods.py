@@ -108,7 +108,7 @@ def test_graphcl_step_matches_manual_and_defaults() -> None:
     assert METHODS.get("graphcl", "graph") is GraphCL
     d: dict[str, Any] = getattr(GraphCL, "train_defaults")  # noqa: B009 (registered: Callable)
     assert d["optimizer"] == "adamw" and d["weight_decay"] == 0 and d["batch_size"] == 128
-    assert d["lr"] * d["batch_size"] / 256 == pytest.approx(0.01)  # the code's lr at batch 128
+    assert d["lr"] == 0.01 and d["lr_scaling"] == "none"  # the code's Adam lr at batch 128
     torch.manual_seed(0)
     method = GraphCL(GIN(IN_DIM, hidden_dim=8), noisy_views())
     assert [type(m) for m in method.projector] == [nn.Linear, nn.ReLU, nn.Linear]
@@ -181,7 +181,7 @@ def test_grace_loss_bad_input() -> None:
 def test_grace_step_uses_every_node_and_matches_manual() -> None:
     assert METHODS.get("grace", "graph") is GRACE
     d: dict[str, Any] = getattr(GRACE, "train_defaults")  # noqa: B009 (registered: Callable)
-    assert d["lr"] * d["batch_size"] / 256 == pytest.approx(5e-4) and d["weight_decay"] == 1e-5
+    assert d["lr"] == 5e-4 and d["lr_scaling"] == "none" and d["weight_decay"] == 1e-5
     torch.manual_seed(0)
     method = GRACE(GCN(IN_DIM, level="node", out_dim=16), noisy_views(), proj_dim=8)
     fc1, act, fc2 = method.projector

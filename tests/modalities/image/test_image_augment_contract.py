@@ -24,6 +24,7 @@ SPECS = {
     "blur(sigma=0.5-3.0,kernel_size=5)": (None, True),
     "solarize": (None, False),
     "solarize(threshold=0.3,p=0.5)": (None, True),
+    "center_crop(size=16)": (16, False),
 }
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

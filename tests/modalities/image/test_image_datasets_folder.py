@@ -31,20 +31,21 @@ def _mixed_folder(root: Path) -> None:
 
 def test_labeled_folder_mixed_images(tmp_path: Path) -> None:
     _mixed_folder(tmp_path)
-    train, test = path(tmp_path, "train"), path(tmp_path, "test")
+    train, test = path(tmp_path, "train", device="cpu"), path(tmp_path, "test", device="cpu")
     assert len(train) + len(test) == 11 and len(test) == 2  # 20% of each class
     assert train.classes == ["cat", "dog"] and train.num_classes == 2
+    # the CPU default: 64 px views cut from images stored at 73 px (8/7, as 224 from 256)
     assert train.encoder_kwargs == {"in_channels": 3, "image_size": 64}
     for ds in (train, test):
         for i in range(len(ds)):
             img, label = ds[i]
-            assert img.shape == (3, 64, 64) and img.dtype == torch.uint8
+            assert img.shape == (3, 73, 73) and img.dtype == torch.uint8
             expected = (200, 10, 10) if label == 0 else None
             if expected:
-                assert img[:, 32, 32].tolist() == list(expected)
+                assert img[:, 36, 36].tolist() == list(expected)
             else:  # grayscale 90 -> RGB, or the blue RGBA image
-                assert img[:, 32, 32].tolist() in ([90, 90, 90], [0, 0, 255])
-    again = path(tmp_path, "test", seed=99)
+                assert img[:, 36, 36].tolist() in ([90, 90, 90], [0, 0, 255])
+    again = path(tmp_path, "test", seed=99, device="cpu")
     assert again.files == test.files  # split fixed by split_seed, not the training seed
 
 
