@@ -31,10 +31,11 @@ def recipe_views(method: str, size: int) -> Any:
     return ViewGenerator([parse_spec(s, "image") for s in specs])
 
 
-def build_run(method: str, encoder: str, size: int, device: torch.device
+def build_run(method: str, encoder: str, size: int, device: torch.device, **method_args: Any
               ) -> tuple[Any, torch.optim.Optimizer, Any]:
-    """``method`` (paper defaults) on a fresh ``encoder`` with its recipe's views, in training
-    mode on ``device``, with the optimizer and lr schedule of its ``train_defaults``.
+    """``method`` (paper defaults, but for ``method_args``, e.g. MoCo's ``split_bn``) on a fresh
+    ``encoder`` with its recipe's views, in training mode on ``device``, with the optimizer and
+    lr schedule of its ``train_defaults``.
 
     The method is returned as ``Any``: it is an ``nn.Module`` with the ``Method`` protocol's
     attributes (``views``, ``training_step``), which ``nn.Module``'s typing does not know."""
@@ -43,7 +44,8 @@ def build_run(method: str, encoder: str, size: int, device: torch.device
     from anyssl.train.schedule import build_scheduler
 
     enc = ENCODERS.build(encoder, scope="image", in_channels=3, image_size=size)
-    m: nn.Module = METHODS.build(method, encoder=enc, views=recipe_views(method, size))
+    m: nn.Module = METHODS.build(method, encoder=enc, views=recipe_views(method, size),
+                                 **method_args)
     m.to(device).train()
     if device.type == "cuda":  # as the trainer does for conv encoders
         enc.to(memory_format=torch.channels_last)

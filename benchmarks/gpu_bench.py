@@ -47,7 +47,7 @@ from _common import (
     timed,
 )
 from _gpu_end_to_end import JPEG_SIZE, end_to_end
-from _runs import recipe_views, stored_size, train_step, uint8_batch
+from _runs import build_run, recipe_views, stored_size, train_step, uint8_batch
 from step_overhead import BARE_PASSES, bare_passes
 
 VIEWS_TARGET = 20_000.0  # images/s, two views each
@@ -102,20 +102,7 @@ def views_rate(args: argparse.Namespace, device: torch.device,
 def build(method: str, args: argparse.Namespace, device: torch.device,
           method_args: dict[str, Any]) -> tuple[Any, torch.optim.Optimizer, Any]:
     """``_runs.build_run`` with constructor arguments for the method (MoCo's ``split_bn``)."""
-    from anyssl.registry import ENCODERS, METHODS
-    from anyssl.train.optim import build_optimizer
-    from anyssl.train.schedule import build_scheduler
-
-    enc = ENCODERS.build(args.encoder, scope="image", in_channels=3, image_size=args.size)
-    m: Any = METHODS.build(method, encoder=enc, views=recipe_views(method, args.size),
-                           **method_args)
-    m.to(device).train()
-    if device.type == "cuda":  # as the trainer does for conv encoders
-        enc.to(memory_format=torch.channels_last)
-    d = dict(getattr(m, "train_defaults", {}))
-    opt = build_optimizer(d.get("optimizer", "sgd"), m, d.get("lr", 0.1),
-                          d.get("weight_decay", 0.0), d.get("momentum", 0.9))
-    return m, opt, build_scheduler(opt, d.get("schedule", "cosine"), 10_000, 0, None)
+    return build_run(method, args.encoder, args.size, device, **method_args)
 
 
 def step_peak(m: Any, opt: torch.optim.Optimizer, sched: Any, x: torch.Tensor,

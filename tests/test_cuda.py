@@ -22,6 +22,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import yaml
+from test_api_resume import flat_state
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -73,18 +74,6 @@ def losses(run_dir: Path) -> list[float]:
     """The training losses ``metrics.jsonl`` recorded, in step order."""
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [float(r["loss"]) for r in map(json.loads, lines) if "loss" in r]
-
-
-def flat_state(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Every tensor (and plain value) in a nested state dict, keyed by its path."""
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(flat_state(v, f"{prefix}/{k}"))
-        return out
-    if isinstance(obj, (list, tuple)):
-        return flat_state(dict(enumerate(obj)), prefix)
-    return {prefix: obj}
 
 
 def test_auto_precision_trains_in_bf16(tmp_path: Path) -> None:

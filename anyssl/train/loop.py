@@ -269,7 +269,9 @@ class Trainer:
         scaled = self.scaler.is_enabled()
         if scaled:  # fp16: true gradients for clipping; overflow is the scaler's to skip
             self.scaler.unscale_(self.optimizer)
-            logs["grad_scale"] = self.scaler.get_scale()
+            # the scale this step used, as a tensor: get_scale() would sync with the device
+            scale = self.scaler._get_scale_async()
+            logs["grad_scale"] = scale.clone() if scale is not None else self.scaler.get_scale()
         value, ok = check_step(loss, [] if scaled else self._params, step,
                                skip=cfg.skip_nonfinite, checkpoint=self.checkpoint_path,
                                saved_step=self._saved_step)
