@@ -31,14 +31,36 @@ __all__ = ["MAX_SAMPLES", "KNNMonitor"]
 MAX_SAMPLES = 10_000
 
 
-def _capped(dataset: Dataset[Any], labels: np.ndarray, limit: int, seed: int
-            ) -> tuple[Dataset[Any], np.ndarray]:
-    """The labelled samples of ``dataset``, at most ``limit`` of them (a seeded random subset,
-    the same at every check)."""
+def _pick(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Indices of the labelled entries, at most ``limit`` of them (a seeded random subset, the
+    same at every check)."""
     idx = np.flatnonzero(labels >= 0)
     if idx.size > limit:
         idx = np.sort(np.random.default_rng(seed).choice(idx, limit, replace=False))
-    return Subset(dataset, idx.tolist()), labels[idx]
+    return idx
+
+
+def _sample_labels(dataset: Dataset[Any]) -> np.ndarray | None:
+    """One label per sample, or None when a sample holds many labelled rows (a node-level graph
+    data set is one graph whose ``labels`` are its nodes'): such data is embedded whole and its
+    rows are capped after embedding."""
+    n = len(dataset)  # type: ignore[arg-type]
+    rows = getattr(dataset, "labels", None)
+    if rows is not None and not callable(rows) and len(rows) != n:
+        return None
+    try:
+        return dataset_labels(dataset)
+    except (TypeError, ValueError):  # an item's label is not one number
+        return None
+
+
+def _labelled(dataset: Dataset[Any]) -> bool:
+    labels = _sample_labels(dataset)
+    if labels is None:  # many rows per sample (few samples): read every item's labels
+        n = len(dataset)  # type: ignore[arg-type]
+        labels = np.concatenate([np.asarray(torch.as_tensor(dataset[i][1]).cpu()).reshape(-1)
+                                 for i in range(n)])
+    return bool((labels >= 0).any())
 
 
 class KNNMonitor:
@@ -59,16 +81,23 @@ class KNNMonitor:
                  batch_size: int = 256) -> None:
         if every < 1:
             raise ValueError(f"monitor_every must be >= 1, got {every}")
-        train_y, test_y = dataset_labels(train_set), dataset_labels(test_set)
-        if not (train_y >= 0).any() or not (test_y >= 0).any():
+        if not _labelled(train_set) or not _labelled(test_set):
             raise ValueError("--monitor-every runs kNN on labels, but the data has no labelled "
                              "train and test samples; drop --monitor-every")
-        self.bank, self.bank_y = _capped(train_set, train_y, MAX_SAMPLES, seed)
-        self.queries, self.query_y = _capped(test_set, test_y, MAX_SAMPLES, seed + 1)
+        self.bank, self.queries = self._capped(train_set, seed), self._capped(test_set, seed + 1)
         self.every, self.k, self.temperature = every, k, temperature
         self.encoder_of, self.collate, self.to_device = encoder_of, collate, to_device
         self.batch_size = batch_size
         self.history: list[dict[str, float]] = []
+
+    @staticmethod
+    def _capped(dataset: Dataset[Any], seed: int) -> tuple[Dataset[Any], int]:
+        """The labelled samples to embed (at most ``MAX_SAMPLES`` when labels are per sample)
+        and the seed that caps the embedded rows otherwise."""
+        labels = _sample_labels(dataset)
+        if labels is None:
+            return dataset, seed
+        return Subset(dataset, _pick(labels, MAX_SAMPLES, seed).tolist()), seed
 
     def on_epoch_end(self, trainer: Any) -> None:
         epoch = trainer.step // trainer.steps_per_epoch  # epochs done
@@ -85,8 +114,16 @@ class KNNMonitor:
         with torch.random.fork_rng(devices=cuda):  # leave the training run's RNGs untouched
             kw = {"batch_size": self.batch_size, "device": device, "collate": self.collate,
                   "to_device": self.to_device}
-            bank, _ = embed(encoder, self.bank, **kw)
-            queries, _ = embed(encoder, self.queries, **kw)
-        res = knn_classify(bank, self.bank_y, queries, self.query_y, k=self.k,
+            bank, bank_y = self._rows(embed(encoder, self.bank[0], **kw), self.bank[1])
+            queries, query_y = self._rows(embed(encoder, self.queries[0], **kw), self.queries[1])
+        res = knn_classify(bank, bank_y, queries, query_y, k=self.k,
                            temperature=self.temperature, device=device)
         return {f"knn_{key}": float(value) for key, value in res.items()}
+
+    @staticmethod
+    def _rows(embedded: tuple[Any, Any], seed: int) -> tuple[Any, np.ndarray]:
+        """The labelled rows of embedded features, at most ``MAX_SAMPLES`` (a node-level graph
+        gives one row per node; per-sample data was capped before embedding)."""
+        feats, labels = embedded
+        idx = _pick(np.asarray(labels).reshape(-1), MAX_SAMPLES, seed)
+        return feats[idx], np.asarray(labels).reshape(-1)[idx]

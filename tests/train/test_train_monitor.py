@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_trainer_resume import assert_same_state, run
@@ -50,3 +51,37 @@ def test_monitor_needs_labels() -> None:
     with pytest.raises(ValueError, match="has no labelled train and test samples"):
         KNNMonitor(Unlabeled(8), Unlabeled(8), 1, encoder_of=lambda m: nn.Identity(),
                    collate=torch.utils.data.default_collate, to_device=lambda b, d, nb: b)
+
+
+class _OneGraph(torch.utils.data.Dataset):
+    """One item holding many labelled rows, as a node-level graph data set does (one graph,
+    a label per node, -1 for nodes outside the split)."""
+
+    def __init__(self, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.y = torch.randint(0, 3, (40,), generator=g)
+        self.y[:5] = -1
+        self.x = torch.randn(40, 6, generator=g) + self.y[:, None].clamp(min=0)
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x, self.y
+
+
+def test_monitor_on_many_rows_per_sample_caps_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("anyssl.train.monitor.MAX_SAMPLES", 30)
+    encoder = nn.Linear(6, 4)
+    monitor = KNNMonitor(_OneGraph(0), _OneGraph(1), 1, encoder_of=lambda m: m,
+                         collate=lambda batch: batch[0], to_device=lambda b, d, nb: b, k=5)
+    got = monitor.measure(encoder, torch.device("cpu"))
+    feats, labels = {}, {}
+    for seed in (0, 1):  # the monitor's rows: labelled ones, a seeded 30 of the 35
+        data = _OneGraph(seed)
+        keep = torch.nonzero(data.y >= 0).reshape(-1).numpy()
+        keep = np.sort(np.random.default_rng(seed).choice(keep, 30, replace=False))
+        with torch.no_grad():
+            feats[seed], labels[seed] = encoder(data.x[keep]), data.y[keep]
+    want = knn_classify(feats[0], labels[0], feats[1], labels[1], k=5)
+    assert got["knn_top1"] == pytest.approx(want["top1"])
