@@ -29,18 +29,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from _child import emit, spawn
 from _common import common_parser, markdown_table, save, setup
 from _image_runs import TABLES, Run, notes_for, rows_for
-
-#: glibc serves allocations over 64 KiB with their own mmap (peak RSS follows live memory).
-MMAP_THRESHOLD = 65536
 
 
 def _status_mib(key: str) -> float:
@@ -80,12 +77,7 @@ def run_child(run: Run, args: argparse.Namespace, data: Path, work: Path) -> dic
     """``child`` for ``run`` in a fresh interpreter."""
     spec = run.spec(args, data, work)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        raise SystemExit(f"run {run.label!r} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
+    result = spawn(cmd, f"run {run.label!r}")
     print(f"  {run.label}: trained in {result['train_s']:.0f} s", flush=True)
     return result
 
@@ -113,7 +105,7 @@ def main() -> None:
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
+        emit(child(json.loads(args.child)))
         return
     if args.table is None:
         p.error("--table is required")

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
-import subprocess
 import sys
 from typing import Any
 
 import torch
+from _child import emit, spawn
 from _common import (
     common_parser,
     int_list,
@@ -42,8 +41,6 @@ from _common import (
 from _runs import build_run, train_step, uint8_batch
 
 MIB = 2**20
-#: glibc: allocations above this many bytes get their own mmap, returned to the OS when freed.
-MMAP_THRESHOLD = 65536
 
 
 def _status(key: str) -> int:
@@ -96,12 +93,7 @@ def run_child(method: str, batch: int, args: argparse.Namespace) -> dict[str, An
            "--device", args.device, "--precision", args.precision, "--threads", str(args.threads),
            "--encoder", args.encoder, "--size", str(args.size),
            "--warmup", str(args.warmup), "--repeats", str(args.repeats or 1)]
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        raise SystemExit(f"{method} at batch {batch} failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
+    result = spawn(cmd, f"{method} at batch {batch}")
     print(f"  {method} batch {batch}: state {result['state_mib']:.0f} MiB, step "
           f"{result['step_mib']:.0f} MiB", flush=True)
     return result
@@ -119,7 +111,7 @@ def main() -> None:
     args = p.parse_args()
     if args.child:
         method, batch = args.child.split(":")
-        print("RESULT " + json.dumps(child(method, int(batch), args)), flush=True)
+        emit(child(method, int(batch), args))
         return
     args.batch_sizes = args.batch_sizes or ([16, 32] if args.quick else [64, 128, 256, 512])
     device = setup(args)
