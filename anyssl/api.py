@@ -23,7 +23,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from anyssl.build import Parts, build_parts
 from anyssl.eval import embed, evaluate
 from anyssl.eval.pair_protocols import merge_results, run_pair_protocols, split_protocols
-from anyssl.modality import SSLDataset
+from anyssl.modality import SSLDataset, get_modality
 from anyssl.registry import import_plugin
 from anyssl.train import ConfigError, TrainConfig, Trainer, load_checkpoint
 from anyssl.train.checkpoint import check_format
@@ -78,6 +78,17 @@ def _parts(cfg: TrainConfig, need_test: bool) -> Parts:
     )
 
 
+def _with_accelerator_encoder(cfg: TrainConfig) -> TrainConfig:
+    """No ``--encoder`` on a GPU: the encoder of the method's recipe there (MoCo v3's and DINO's
+    ViT-S on images), written into the config so that evaluation and resume on any device
+    rebuild the same network."""
+    for module in cfg.plugins:
+        import_plugin(module)
+    name = None if cfg.encoder else get_modality(cfg.modality).accelerator_encoder(
+        cfg.method, cfg.device)
+    return cfg.merged({"encoder": name}) if name else cfg
+
+
 def _random_encoder(parts: Parts, cfg: TrainConfig) -> nn.Module:
     """The same encoder at its initial (random) weights: the baseline every report shows."""
     torch.manual_seed(cfg.seed)
@@ -108,6 +119,7 @@ def train(
     trainer callbacks (objects with ``on_fit_start``/``on_step_end``/``on_epoch_end``/
     ``on_fit_end``, each called with the trainer)."""
     cfg = _config(config, overrides)
+    cfg = _with_accelerator_encoder(cfg)
     parts = _parts(cfg, need_test=cfg.eval or cfg.monitor_every is not None)
     default_protocols, eval_options = parts.modality.evaluation(parts.train_set)
     protocols = cfg.eval_protocols or list(default_protocols)

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from anyssl.modality import Modality, SSLDataset, get_modality
+from anyssl.multicrop import MultiCrop, parse_counts
 from anyssl.registry import METHODS
 from anyssl.train.config import DEFAULT_BATCH_SIZE
 from anyssl.types import ViewSource
@@ -27,17 +28,26 @@ def build_views(
     method: str,
     dataset: SSLDataset,
     aug: str | Any | None = None,
-    views: int | str | Sequence[Any] | None = None,
+    views: int | str | Sequence[Any] | MultiCrop | None = None,
 ) -> ViewSource:
     """The view generator of a run.
 
     ``views`` is a view count, a ``;``-separated string of specs or a list of specs/pipelines
-    (one per view) or ``recipe:NAME`` (the modality's recipe for NAME, e.g. ``recipe:tstcc``);
-    ``aug`` is one spec used for every view. Neither: the modality's recipe for ``method``:
-    view specs, or a ready view source that makes the views jointly.
+    (one per view) or ``recipe:NAME`` (the modality's recipe for NAME, e.g. ``recipe:tstcc``),
+    or ``G+L`` / ``G+LxS`` for a multi-crop recipe (dino, swav): ``G`` global and ``L`` local
+    views, local size ``S`` in the modality's unit (image px, else the share kept), or a
+    ``MultiCrop``; ``aug`` is one spec used for every view. Neither: the modality's recipe for
+    ``method``: view specs, a ``MultiCrop``, or a ready view source that makes them jointly.
     """
+    if isinstance(views, MultiCrop):
+        return views.view_generator(modality.name)
     if isinstance(views, str) and views.startswith("recipe:"):
         method, views = views.partition(":")[2].strip(), None  # another method's recipe
+    if isinstance(views, str) and (counts := parse_counts(views)) is not None:
+        if aug is not None:
+            raise ValueError("give either --aug (one spec for all views) or --views G+L")
+        return _multicrop(modality, method, dataset, views).override(*counts).view_generator(
+            modality.name)
     if isinstance(views, str):
         views = (
             int(views) if views.strip().isdigit() else [v for v in views.split(";") if v.strip()]
@@ -54,6 +64,11 @@ def build_views(
     if aug is not None:
         return ViewGenerator(build_pipeline(aug, modality.name), n_views=n or 2)
     recipe: Any = modality.recipe(method, dataset)
+    if isinstance(recipe, MultiCrop):
+        if n is not None:
+            raise ValueError(f"the {method} recipe makes {recipe.n_global} global + "
+                             f"{recipe.n_local} local views; give --views G+L (e.g. 2+4)")
+        return recipe.view_generator(modality.name)
     if _is_view_source(recipe):  # views made jointly (TS2Vec's overlapping crops)
         if n is not None and n != recipe.n_views:
             raise ValueError(f"the {method} recipe makes {recipe.n_views} views; --views {n} "
@@ -63,6 +78,17 @@ def build_views(
     if n is not None and n != len(specs):
         specs = [specs[i % len(specs)] for i in range(n)]
     return ViewGenerator([build_pipeline(s, modality.name) for s in specs])
+
+
+def _multicrop(modality: Modality, method: str, dataset: SSLDataset, text: str) -> MultiCrop:
+    """The multi-crop recipe of ``method``, or a one-line error naming what to use instead."""
+    recipe = modality.recipe(method, dataset)
+    if not isinstance(recipe, MultiCrop):
+        raise ValueError(
+            f"--views {text}: the {modality.name} recipe of {method!r} has no local views; "
+            "G+L is for the multi-crop recipes of methods such as dino and swav; give a view "
+            "count or per-view specs instead")
+    return recipe
 
 
 def _check_per_view_specs(modality: Modality, method: str, dataset: SSLDataset) -> None:
@@ -199,7 +225,7 @@ def build_parts(
     encoder: str | nn.Module | None = None,
     encoder_args: dict[str, Any] | None = None,
     aug: str | None = None,
-    views: int | str | Sequence[Any] | None = None,
+    views: int | str | Sequence[Any] | MultiCrop | None = None,
     method_args: dict[str, Any] | None = None,
     batch_size: int | None = None,
     seed: int = 0,

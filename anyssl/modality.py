@@ -47,7 +47,8 @@ def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False)
 
 
 #: ``recipe(method, dataset) -> view specs``: one text spec (or pipeline) per view, or a ready
-#: view source (``n_views``, ``manual_seed``, called on a batch) that makes the views jointly.
+#: view source (``n_views``, ``manual_seed``, called on a batch) that makes the views jointly,
+#: or an ``anyssl.multicrop.MultiCrop`` (global and local views: DINO, SwAV).
 Recipe = Callable[[str, SSLDataset], Any]
 
 
@@ -97,6 +98,17 @@ class Modality:
         """The dataset a run of ``method`` uses when ``--data`` is not given."""
         return self.method_datasets.get(method, self.default_dataset)
 
+    def accelerator_encoder(self, method: str, device: str | None) -> str | None:
+        """The encoder ``method``'s recipe uses on a GPU (``extra["accelerator_encoders"]``,
+        e.g. image DINO's ViT-S), when ``device`` is CUDA (``None``/``"auto"``: when one is
+        available); None otherwise, leaving the CPU-sized default."""
+        name = dict(self.extra.get("accelerator_encoders") or {}).get(method)
+        if name is None:
+            return None
+        cuda = torch.cuda.is_available() if device in (None, "auto") else (
+            torch.device(device).type == "cuda")
+        return str(name) if cuda else None
+
     def evaluation(self, dataset: Any) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
         """The default evaluation protocols and their options for ``dataset``."""
         protocols = tuple(getattr(dataset, "eval_protocols", None) or self.eval_protocols)
@@ -143,10 +155,15 @@ class Modality:
         return _build_dataset((spec, self.name), device, split=split, seed=seed, **kwargs)
 
     def encoder(self, spec: Any, dataset: SSLDataset, **kwargs: Any) -> torch.nn.Module:
-        """Build an encoder by name (or pass an instance), shaped for ``dataset``."""
+        """Build an encoder by name (or pass an instance), shaped for ``dataset``; a name
+        ``family:NAME`` calls the registered ``family`` encoder with ``name=NAME`` (as
+        ``--data family:name`` does for datasets), e.g. ``timm:resnet10t``."""
         if not isinstance(spec, (str, type(None))):
             return spec
         name = spec or getattr(dataset, "suggested_encoder", None) or self.default_encoder
+        family, sep, rest = name.partition(":")
+        if sep and rest and family in ENCODERS.names(self.name):  # timm:resnet10t
+            name, kwargs = family, {"name": rest, **kwargs}
         factory = ENCODERS.get(name, self.name)
         try:
             return factory(**{**dataset.encoder_kwargs, **kwargs})

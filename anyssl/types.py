@@ -41,7 +41,11 @@ class Encoder(Protocol):
 
 
 class ViewSource(Protocol):
-    """Makes the views of one batch (``anyssl.views.ViewGenerator`` is the implementation)."""
+    """Makes the views of one batch (``anyssl.views.ViewGenerator`` is the implementation).
+
+    A multi-crop source (``anyssl.multicrop``) may also carry ``n_global``: its first
+    ``n_global`` views are the global ones, the rest local (smaller) views; without it every
+    view is global."""
 
     n_views: int
 

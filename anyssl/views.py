@@ -196,9 +196,15 @@ class ViewGenerator:
     A single pipeline with ``n_views=N`` is used for every view. The generator is created on the
     batch's device and seeded by ``manual_seed``; the trainer reseeds it every step so that runs
     and resumed runs draw identical views.
+
+    Multi-crop (SwAV, Caron et al. 2020, sec. 3.2): the first ``n_global`` views are the global
+    ones, the rest local views that may have another size (smaller images, shorter series,
+    smaller graphs, shorter spans). ``n_global=None``: every view is global. Methods read
+    ``getattr(views, "n_global", views.n_views)``; ``anyssl.multicrop.MultiCrop`` builds these.
     """
 
-    def __init__(self, pipelines: Sequence[Augmentation] | Augmentation, n_views: int = 2) -> None:
+    def __init__(self, pipelines: Sequence[Augmentation] | Augmentation, n_views: int = 2,
+                 n_global: int | None = None) -> None:
         pipes: list[Augmentation] = (
             list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines]  # type: ignore[list-item]
         )
@@ -206,8 +212,14 @@ class ViewGenerator:
             pipes = pipes * n_views
         if len(pipes) < 2:
             raise ValueError(f"contrastive learning needs at least 2 views, got {len(pipes)}")
+        n_global = len(pipes) if n_global is None else n_global
+        if isinstance(n_global, bool) or not isinstance(n_global, int) or not (
+                1 <= n_global <= len(pipes)):
+            raise ValueError(f"n_global must be an int from 1 to the {len(pipes)} views, "
+                             f"got {n_global!r}")
         self.pipelines = pipes
         self.n_views = len(pipes)
+        self.n_global = n_global
         self._seed: int | None = None
         self._generator: torch.Generator | None = None
 
@@ -231,7 +243,10 @@ class ViewGenerator:
         return [pipe(x, g) for pipe in self.pipelines]
 
     def __repr__(self) -> str:
-        return "ViewGenerator(" + "; ".join(repr(p) for p in self.pipelines) + ")"
+        views = "; ".join(repr(p) for p in self.pipelines[:self.n_global])
+        if self.n_global < self.n_views:  # local views: 2 global + 6 local shown as 2 + 6 x spec
+            views += f" + {self.n_views - self.n_global} x " + repr(self.pipelines[-1])
+        return "ViewGenerator(" + views + ")"
 
 
 # The text-spec parser lives in anyssl.spec; it is re-exported here because a spec is the usual

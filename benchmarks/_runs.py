@@ -25,9 +25,12 @@ def recipe_views(method: str, size: int) -> Any:
 
     import anyssl.modalities.image  # noqa: F401  (registers the image augmentations)
     from anyssl.modalities.image.recipes import image_recipe
+    from anyssl.multicrop import MultiCrop
     from anyssl.views import ViewGenerator, parse_spec
 
     specs = image_recipe(method, types.SimpleNamespace(encoder_kwargs={"image_size": size}))
+    if isinstance(specs, MultiCrop):  # dino, swav: global and local views
+        return specs.view_generator("image")
     return ViewGenerator([parse_spec(s, "image") for s in specs])
 
 

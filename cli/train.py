@@ -70,7 +70,8 @@ def train_command(
     ] = None,
     views: Annotated[
         str | None,
-        typer.Option(help="View count, per-view specs separated by ';', or recipe:NAME."),
+        typer.Option(help="View count, per-view specs separated by ';', recipe:NAME, or "
+                     "G+L[xS] for multi-crop (dino, swav), e.g. 2+6x96."),
     ] = None,
     queue_size: Annotated[
         int | None, typer.Option(min=1, help="MoCo queue size (paper: 65536).")

@@ -256,18 +256,32 @@ def default_lr_scaling(optimizer: str) -> str:
     return "none" if optimizer in ("adam", "adamw") else "linear"
 
 
+def _method_extras(defaults: dict[str, Any], base_lr: float) -> dict[str, Any]:
+    """``weight_decay_end`` (None: constant weight decay) and ``bias_lr_factor`` (the biases'
+    and norm parameters' lr over the weights', from a method's ``bias_lr``: Barlow Twins)."""
+    end = defaults.get("weight_decay_end")
+    if end is not None and (not isinstance(end, (int, float)) or end < 0):
+        raise ConfigError(f"weight_decay_end must be a number >= 0, got {end!r}")
+    bias_lr = defaults.get("bias_lr")
+    if bias_lr is not None and (not isinstance(bias_lr, (int, float)) or bias_lr < 0):
+        raise ConfigError(f"bias_lr must be a number >= 0, got {bias_lr!r}")
+    factor = 1.0 if bias_lr is None or base_lr <= 0 else float(bias_lr) / base_lr
+    return {"weight_decay_end": None if end is None else float(end), "bias_lr_factor": factor}
+
+
 def resolve_defaults(config: TrainConfig, method_defaults: dict[str, Any] | None = None,
                      steps_per_epoch: int | None = None) -> dict[str, Any]:
     """The effective optimizer, lr, weight decay, momentum, schedule and warm-up of a run.
 
     ``method_defaults`` is a method's ``train_defaults`` (keys ``optimizer``, ``lr`` = the base lr
     its ``lr_scaling`` rule scales, ``weight_decay``, ``schedule``, ``warmup_epochs``,
-    ``milestones``); missing keys fall back to ``FALLBACK_DEFAULTS``, a missing ``lr_scaling`` to
-    ``default_lr_scaling`` of the optimizer. A config value wins; ``lr=None`` scales the base lr to
-    ``config.batch_size`` (the global batch) with ``scale_lr``. A *defaulted* warm-up is capped at
-    10% of the run so short runs still spend most steps at full lr; an explicit
-    ``warmup_epochs`` is kept. With ``steps_per_epoch`` the result also has ``total_steps`` and
-    ``warmup_steps``.
+    ``milestones``; optional ``weight_decay_end``, the end of a cosine weight decay schedule,
+    and ``bias_lr``, the base lr of biases and norm parameters); missing keys fall back to
+    ``FALLBACK_DEFAULTS``, a missing ``lr_scaling`` to ``default_lr_scaling`` of the optimizer.
+    A config value wins; ``lr=None`` scales the base lr to ``config.batch_size`` (the global
+    batch) with ``scale_lr``. A *defaulted* warm-up is capped at 10% of the run so short runs
+    still spend most steps at full lr; an explicit ``warmup_epochs`` is kept. With
+    ``steps_per_epoch`` the result also has ``total_steps`` and ``warmup_steps``.
     """
     defaults = {**FALLBACK_DEFAULTS, **(method_defaults or {})}
     opt = _choice("optimizer", config.optimizer or defaults["optimizer"], OPTIMIZERS)
@@ -282,6 +296,7 @@ def resolve_defaults(config: TrainConfig, method_defaults: dict[str, Any] | None
         "optimizer": opt, "lr": float(lr), "base_lr": base_lr, "lr_scaling": rule,
         "weight_decay": float(wd), "momentum": config.momentum, "schedule": sched,
         "milestones": [float(m) for m in defaults["milestones"]],
+        **_method_extras(defaults, base_lr),
     }
     epochs = config.epochs or DEFAULT_EPOCHS
     if steps_per_epoch is None:

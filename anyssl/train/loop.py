@@ -1,7 +1,8 @@
 """The one trainer for every modality and method, on one process or on many.
 
 It knows only ``method.training_step(batch) -> (loss, logs)``, ``method.on_step_end(step,
-max_steps)``, ``method.views.manual_seed(seed)`` and ``method.train_defaults``. Everything that
+max_steps)``, ``method.views.manual_seed(seed)`` and ``method.train_defaults``, plus the optional
+hooks of ``anyssl.train.step_hooks``. Everything that
 makes a step random is seeded from ``(seed, step)`` or ``(seed, epoch)`` and the global RNGs are
 checkpointed, so an interrupted run resumed from ``last.pt`` ends bit-identical to a straight one.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from anyssl.distributed import all_gather_object, barrier
 from anyssl.modality import SSLDataset, move_to_device
-from anyssl.train import ddp
+from anyssl.train import ddp, step_hooks
 from anyssl.train.checkpoint import rng_state, save_checkpoint, seed_everything
 from anyssl.train.config import DEFAULT_BATCH_SIZE, TrainConfig, resolve_defaults
 from anyssl.train.data import (
@@ -55,7 +55,7 @@ from anyssl.train.run_folder import (
     write_config,
 )
 from anyssl.train.run_state import checkpoint_state, restore
-from anyssl.train.schedule import build_scheduler
+from anyssl.train.schedule import WeightDecaySchedule, build_scheduler
 
 __all__ = ["CHECKPOINT_NAME", "NonFiniteGradientError", "NonFiniteLossError", "RunExistsError",
            "TrainResult", "Trainer"]
@@ -155,8 +155,13 @@ class Trainer:
             self.encoder.to(memory_format=torch.channels_last)
         if self.config.compile:
             self.encoder.compile()
+        overrides = step_hooks.method_overrides(self.method)  # e.g. SimSiam's fixed-lr predictor
         self.optimizer = build_optimizer(h["optimizer"], self.method, h["lr"], h["weight_decay"],
-                                         h["momentum"])
+                                         h["momentum"], overrides=overrides,
+                                         bias_lr_factor=h["bias_lr_factor"])
+        end = h["weight_decay_end"]
+        self.wd_schedule = (None if end is None else
+                            WeightDecaySchedule(self.optimizer, self.total_steps, end))
         self.scaler = grad_scaler(self.device, self.precision)  # fp16 only
         self.scheduler = build_scheduler(self.optimizer, h["schedule"], self.total_steps,
                                          h["warmup_steps"], h["milestones"])
@@ -266,12 +271,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         logs = dict(logs)
-        scaled = self.scaler.is_enabled()
-        if scaled:  # fp16: true gradients for clipping; overflow is the scaler's to skip
-            self.scaler.unscale_(self.optimizer)
-            # the scale this step used, as a tensor: get_scale() would sync with the device
-            scale = self.scaler._get_scale_async()
-            logs["grad_scale"] = scale.clone() if scale is not None else self.scaler.get_scale()
+        scaled = step_hooks.unscale(self.scaler, self.optimizer, logs)  # fp16: true gradients
+        step_hooks.before_optimizer_step(self.method, step, self.steps_per_epoch, self.total_steps)
+        if self.wd_schedule is not None:
+            logs["weight_decay"] = self.wd_schedule.apply(step)
         value, ok = check_step(loss, [] if scaled else self._params, step,
                                skip=cfg.skip_nonfinite, checkpoint=self.checkpoint_path,
                                saved_step=self._saved_step)
@@ -282,7 +285,7 @@ class Trainer:
             logs["skipped_steps"] = self.skipped_steps
         lr = float(self.optimizer.param_groups[0]["lr"])
         if ok:
-            self._update()
+            step_hooks.optimizer_update(self.optimizer, self.scheduler, self.scaler)
         else:  # the update is dropped; the step, the schedule and on_step_end go on
             skip_update(self.optimizer, self.scheduler)
         self._method.on_step_end(step, self.total_steps)
@@ -294,19 +297,6 @@ class Trainer:
         if cfg.checkpoint_every is not None and self.step % cfg.checkpoint_every == 0:
             self._save()
         self._fire("on_step_end")
-
-    def _update(self) -> None:
-        """The optimizer step (through the scaler: with fp16 a step whose gradients overflowed
-        is skipped and the scale backs off), then the schedule's."""
-        if not self.scaler.is_enabled():
-            self.optimizer.step()
-            self.scheduler.step()
-            return
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        with warnings.catch_warnings():  # the scaler may have skipped the optimizer step
-            warnings.simplefilter("ignore", UserWarning)
-            self.scheduler.step()
 
     def _log(self, step: int) -> None:
         assert self._last is not None

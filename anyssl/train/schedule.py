@@ -16,7 +16,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from anyssl.train.config import SCHEDULES
 
-__all__ = ["build_scheduler", "constant", "step_decay", "warmup_cosine"]
+__all__ = ["WeightDecaySchedule", "build_scheduler", "constant", "step_decay", "warmup_cosine"]
 
 #: MoCo v1's step schedule: lr x 0.1 at epochs 120 and 160 of 200 (He et al. 2020).
 DEFAULT_MILESTONES = (0.6, 0.8)
@@ -56,7 +56,9 @@ def constant(step: int, total: int, warmup: int, base_lr: float) -> float:
 def build_scheduler(optimizer: Optimizer, name: str, total_steps: int, warmup_steps: int = 0,
                     milestones: Sequence[float] | None = None) -> LambdaLR:
     """A ``LambdaLR`` that scales each group's lr by the named schedule; call ``step()`` after
-    every optimizer step. ``milestones`` (fractions of the run) only matter for ``step``."""
+    every optimizer step. ``milestones`` (fractions of the run) only matter for ``step``. A group
+    with ``fixed_lr`` (``optim.param_groups``) keeps its lr: no warm-up, no decay (SimSiam's
+    ``--fix-pred-lr``, main_simsiam.py l. 363-364)."""
     if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
         raise ValueError(
             f"need total_steps >= 1 and 0 <= warmup_steps <= total_steps, got {total_steps} and "
@@ -75,4 +77,34 @@ def build_scheduler(optimizer: Optimizer, name: str, total_steps: int, warmup_st
 
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
-    return LambdaLR(optimizer, factor)
+    return LambdaLR(optimizer, [_fixed if g.get("fixed_lr") else factor
+                                for g in optimizer.param_groups])
+
+
+def _fixed(step: int) -> float:
+    return 1.0
+
+
+class WeightDecaySchedule:
+    """Weight decay on a cosine from each decayed group's ``weight_decay`` to ``end`` over
+    ``total_steps`` (DINO, Caron et al. 2021, "Implementation details": 0.04 -> 0.4; its
+    ``utils.cosine_scheduler`` without warm-up, applied to the regularized group). Groups
+    without weight decay (biases, norms) keep none. ``apply(step)`` sets the value of step
+    ``step`` (0-based) before that step's update; it depends on the step only, so a resumed
+    run gets the same values."""
+
+    def __init__(self, optimizer: Optimizer, total_steps: int, end: float) -> None:
+        if total_steps < 1 or end < 0:
+            raise ValueError(f"need total_steps >= 1 and end >= 0, got {total_steps} and {end}")
+        self.optimizer, self.total_steps, self.end = optimizer, total_steps, end
+        self.base = [float(g["weight_decay"]) for g in optimizer.param_groups]
+
+    def value(self, step: int, base: float) -> float:
+        """The weight decay at ``step`` of a group whose decay starts at ``base``."""
+        return warmup_cosine(step, self.total_steps, 0, base, self.end) if base > 0 else 0.0
+
+    def apply(self, step: int) -> float:
+        """Set every group's weight decay for ``step``; return the first decayed group's."""
+        for group, base in zip(self.optimizer.param_groups, self.base, strict=True):
+            group["weight_decay"] = self.value(step, base)
+        return next((self.value(step, b) for b in self.base if b > 0), 0.0)

@@ -12,6 +12,10 @@ from anyssl.pair import KeyedViews
 
 __all__ = ["image_text_recipe"]
 
+#: Multi-crop (dino, swav) asks for local views, which image-text pairs do not have.
+NO_LOCAL = ("image-text has no local views (its views are per tower: one image, one caption); "
+            "train dino or swav on the images with --modality image, or on the captions with "
+            "--modality text")
 #: open_clip's ``scale=(0.9, 1.0)`` for training images.
 CLIP_CROP_SCALE = "0.9-1.0"
 
@@ -19,6 +23,8 @@ CLIP_CROP_SCALE = "0.9-1.0"
 def image_text_recipe(method: str, dataset: Any) -> KeyedViews:
     """Views of an image-text batch ``{"image", "text"}`` for ``method`` (``clip``, or
     ``clip-text-aug`` through ``--views recipe:clip-text-aug``)."""
+    if method.lower().replace("-", "").replace("_", "") in ("dino", "swav"):
+        raise ValueError(NO_LOCAL)
     size = int(dataset.encoder_kwargs["image_size"])
     text = "sample_caption"
     if method == "clip-text-aug":

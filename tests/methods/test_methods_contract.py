@@ -24,13 +24,22 @@ SMALL: dict[str, dict[str, Any]] = {
     "mocov2": {"hidden_dim": 32, "out_dim": 16, "queue_size": 96, "momentum": 0.9},
     "byol": {"hidden_dim": 32, "out_dim": 16, "pred_hidden_dim": 32, "momentum": 0.9},
     "clip": {"embed_dim": 16},
+    "simsiam": {"out_dim": 16, "pred_hidden_dim": 8},
+    "barlowtwins": {"hidden_dim": 32, "out_dim": 16},
+    "vicreg": {"hidden_dim": 32, "out_dim": 16},
+    "mocov3": {"hidden_dim": 32, "out_dim": 16, "momentum": 0.9},
+    "nnclr": {"hidden_dim": 32, "out_dim": 16, "pred_hidden_dim": 32, "queue_size": 96},
+    "dino": {"out_dim": 32, "hidden_dim": 32, "bottleneck_dim": 8, "momentum": 0.9},
+    "swav": {"hidden_dim": 32, "out_dim": 16, "num_prototypes": 12},
 }
 NAMES = METHODS.names()
 OPTIMIZERS = {"sgd", "lars", "adamw"}
 SCHEDULES = {"cosine", "step", "constant"}
 #: The train_defaults keys the trainer reads.
 TRAIN_KEYS = {"optimizer", "lr", "lr_scaling", "weight_decay", "momentum", "schedule",
-              "warmup_epochs", "milestones", "batch_size"}
+              "warmup_epochs", "milestones", "batch_size", "weight_decay_end", "bias_lr"}
+#: Adam-family methods whose reference code scales the lr with the batch (the rest use "none").
+ADAM_SCALED = {"dino": "main_dino.py: lr = args.lr * batch_size_per_gpu * world_size / 256"}
 
 
 def _paired(name: str) -> bool:
@@ -87,8 +96,8 @@ def test_train_defaults_are_complete(name) -> None:
     assert set(defaults) <= TRAIN_KEYS
     assert defaults["optimizer"] in OPTIMIZERS and defaults["schedule"] in SCHEDULES
     assert defaults["lr_scaling"] in LR_SCALINGS
-    if defaults["optimizer"] in ("adam", "adamw"):  # Adam-family papers give a fixed lr
-        assert defaults["lr_scaling"] == "none"
+    if defaults["optimizer"] in ("adam", "adamw"):  # Adam-family papers give a fixed lr ...
+        assert defaults["lr_scaling"] == ("linear" if name in ADAM_SCALED else "none")
     assert defaults["lr"] > 0 and defaults["weight_decay"] >= 0 and defaults["warmup_epochs"] >= 0
     if defaults["schedule"] == "step":
         assert all(0 < f < 1 for f in defaults["milestones"])

@@ -1,0 +1,118 @@
+"""The distributed promise for MoCo v3 and NNCLR: 2 processes x batch B under
+``DistributedDataParallel`` give the same loss (the mean of the ranks' losses) and the same
+parameter gradients as 1 process x batch 2B, to 1e-5, step after step; NNCLR's support set (the
+gathered first-view projections, searched for the next step's neighbours) and MoCo v3's momentum
+encoder match too and agree across ranks. The same harness as ``test_distributed_methods.py``
+(its worker, DDP wrapper and comparisons are imported), with its own 2-process spawn.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from test_distributed_methods import TIMEOUT_S, _close, _run_case
+from test_distributed_methods_local import (
+    WORLD,
+    B,
+    Case,
+    GivenViews,
+    TinyMLP,
+    _seeded,
+    eval_norms,
+    run_steps,
+    take,
+    vector_inputs,
+)
+
+from anyssl.methods import NNCLR, MoCoV3
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                                reason="needs torch.distributed with gloo")
+
+CASES: dict[str, Case] = {
+    "mocov3": Case(_seeded(lambda: MoCoV3(TinyMLP(), GivenViews(2), hidden_dim=16, out_dim=8,
+                                          momentum=0.9, temperature=0.2)), vector_inputs,
+                   steps=3),
+    # a support set of 4 steps' gathered projections: steps 2 and 3 search a partly written
+    # one, the last step a full one that has wrapped
+    "nnclr": Case(_seeded(lambda: NNCLR(TinyMLP(), GivenViews(2), hidden_dim=16, out_dim=8,
+                                        pred_hidden_dim=16, queue_size=3 * WORLD * B)),
+                  vector_inputs, steps=4),
+}
+
+
+def _worker(rank: int, init_file: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=WORLD, timeout=timedelta(seconds=TIMEOUT_S // 2))
+    try:
+        out = {name: _run_case(case, rank) for name, case in CASES.items()}
+        torch.save(out, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Every rank's results, from one 2-process run (killed after ``TIMEOUT_S``)."""
+    tmp = tmp_path_factory.mktemp("ddp_mocov3_nnclr")
+    ctx = mp.start_processes(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD,
+                             join=False, start_method="spawn")
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not ctx.join(timeout=max(deadline - time.monotonic(), 0.1)):
+            if time.monotonic() >= deadline:
+                pytest.fail(f"the {WORLD}-process run did not end within {TIMEOUT_S} s (a hang)")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+    return [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def _reference(name: str, init: dict[str, torch.Tensor]) -> dict[str, Any]:
+    case = CASES[name]
+    method = case.build()
+    method.load_state_dict(init)
+    eval_norms(method)
+    batches = [take(case.inputs(step), slice(None)) for step in range(case.steps)]
+    return run_steps(method, method.training_step, batches)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_processes_equal_one_process_with_the_whole_batch(
+    ranks: list[dict[str, Any]], name: str
+) -> None:
+    got = [r[name] for r in ranks]
+    want = _reference(name, got[0]["init"])
+    for step in range(CASES[name].steps):
+        _close(sum(g["loss"][step] for g in got) / WORLD, want["loss"][step], f"loss {step}")
+        assert set(got[0]["grads"][step]) == set(want["grads"][step])
+        for param, grad in want["grads"][step].items():
+            for g in got:  # DDP's averaged gradient, on every rank
+                _close(g["grads"][step][param], grad, f"{param} step {step}")
+        for key, value in want["state"][step].items():  # support set, momentum encoder
+            if isinstance(value, str):  # a target's hash: identical on every rank
+                assert got[0]["state"][step][key] == got[1]["state"][step][key], key
+            else:
+                for g in got:
+                    _close(g["state"][step][key], value, key)
+
+
+def test_support_set_holds_every_rank_projections(ranks: list[dict[str, Any]]) -> None:
+    init = ranks[0]["nnclr"]["init"]
+    want = _reference("nnclr", init)
+    assert int(init["support.filled"]) == 0
+    for step in range(CASES["nnclr"].steps):
+        for r in ranks:
+            assert int(r["nnclr"]["state"][step]["support.ptr"]) == (
+                (step + 1) * WORLD * B) % (3 * WORLD * B)
+    first = want["state"][0]["support.keys"][: WORLD * B]  # the first step's gathered rows
+    assert not torch.allclose(first, init["support.keys"][: WORLD * B])

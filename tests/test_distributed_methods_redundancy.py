@@ -1,0 +1,121 @@
+"""The distributed promise for SimSiam, Barlow Twins and VICReg: 2 Gloo processes x batch B under
+``DistributedDataParallel`` give the same loss (the mean of the ranks' losses) and the same
+parameter gradients (DDP's average) as 1 process x batch 2B, to 1e-5, step after step.
+
+Barlow Twins' batch normalization and cross-correlation and VICReg's variance and covariance
+span the batch: a rank that used only its own rows would fail here (the losses are checked to
+differ from the per-rank ones). The helpers (tiny encoder, views carried in the batch, eval-mode
+BatchNorm in the encoder and heads, the SGD steps) are those of
+``test_distributed_methods.py`` and ``test_distributed_methods_local.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from test_distributed_methods import TIMEOUT_S, _close, _ddp
+from test_distributed_methods_local import (
+    WORLD,
+    B,
+    Case,
+    GivenViews,
+    TinyMLP,
+    _seeded,
+    eval_norms,
+    run_steps,
+    take,
+    vector_inputs,
+)
+
+from anyssl.methods import BarlowTwins, SimSiam, VICReg
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                                reason="needs torch.distributed with gloo")
+
+CASES: dict[str, Case] = {
+    "simsiam": Case(_seeded(lambda: SimSiam(TinyMLP(), GivenViews(2), out_dim=8,
+                                            pred_hidden_dim=4)), vector_inputs),
+    "barlowtwins": Case(_seeded(lambda: BarlowTwins(TinyMLP(), GivenViews(2), hidden_dim=16,
+                                                    out_dim=8)), vector_inputs),
+    "vicreg": Case(_seeded(lambda: VICReg(TinyMLP(), GivenViews(2), hidden_dim=16, out_dim=8)),
+                   vector_inputs),
+}
+
+
+def _run_case(case: Case, rank: int) -> dict[str, Any]:
+    method = case.build()
+    init = {k: v.clone() for k, v in method.state_dict().items()}
+    eval_norms(method)
+    rows = slice(rank * B, (rank + 1) * B)
+    batches = [take(case.inputs(step), rows) for step in range(case.steps)]
+    return {"init": init, **run_steps(method, _ddp(method), batches)}
+
+
+def _worker(rank: int, init_file: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=WORLD, timeout=timedelta(seconds=TIMEOUT_S // 2))
+    try:
+        out = {name: _run_case(case, rank) for name, case in CASES.items()}
+        torch.save(out, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Every rank's results, from one 2-process run (killed after ``TIMEOUT_S``)."""
+    tmp = tmp_path_factory.mktemp("ddp_redundancy")
+    ctx = mp.start_processes(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD,
+                             join=False, start_method="spawn")
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not ctx.join(timeout=max(deadline - time.monotonic(), 0.1)):
+            if time.monotonic() >= deadline:
+                pytest.fail(f"the {WORLD}-process run did not end within {TIMEOUT_S} s (a hang)")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+    return [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def _reference(name: str, init: dict[str, torch.Tensor], rows: slice = slice(None)
+               ) -> dict[str, Any]:
+    case = CASES[name]
+    method = case.build()
+    method.load_state_dict(init)
+    eval_norms(method)
+    batches = [take(case.inputs(step), rows) for step in range(case.steps)]
+    return run_steps(method, method.training_step, batches)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_processes_equal_one_process_with_the_whole_batch(
+    ranks: list[dict[str, Any]], name: str
+) -> None:
+    got = [r[name] for r in ranks]
+    want = _reference(name, got[0]["init"])
+    for step in range(CASES[name].steps):
+        _close(sum(g["loss"][step] for g in got) / WORLD, want["loss"][step])
+        assert set(got[0]["grads"][step]) == set(want["grads"][step])
+        for param, grad in want["grads"][step].items():
+            for g in got:  # DDP's averaged gradient, on every rank
+                _close(g["grads"][step][param], grad, param)
+
+
+@pytest.mark.parametrize("name", ["barlowtwins", "vicreg"])
+def test_batch_statistics_span_the_ranks(ranks: list[dict[str, Any]], name: str) -> None:
+    """The whole batch's loss is not the mean of what each half alone would give."""
+    init = ranks[0][name]["init"]
+    halves = [_reference(name, init, slice(r * B, (r + 1) * B))["loss"][0] for r in range(WORLD)]
+    assert not torch.allclose(sum(halves) / WORLD, _reference(name, init)["loss"][0], atol=1e-4)
+    if name == "barlowtwins":  # every rank computes the global loss itself
+        _close(ranks[0][name]["loss"][0], ranks[1][name]["loss"][0])
