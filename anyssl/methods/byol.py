@@ -22,7 +22,9 @@ __all__ = ["BYOL"]
 
 @METHODS.register("byol")
 class BYOL(nn.Module):
-    """BYOL: ``p_i = predictor(projector(encoder(x_i)))``, ``z_j = target(x_j)``, and
+    """BYOL: the online network predicts an EMA target's projection of the other view.
+
+    ``p_i = predictor(projector(encoder(x_i)))``, ``z_j = target(x_j)``, and
     ``loss = byol_loss(p_1, z_2) + byol_loss(p_2, z_1)`` (the symmetrized loss of sec. 3.1).
     With more than 2 views, the mean of that over every pair of views.
 

@@ -45,7 +45,9 @@ def _in_batch_accuracy(a: Tensor, b: Tensor) -> Tensor:
 
 @METHODS.register("clip")
 class CLIP(nn.Module):
-    """CLIP: ``a = normalize(W_a f_a(x_a))``, ``b = normalize(W_b f_b(x_b))`` and
+    """CLIP: two towers, symmetric InfoNCE over paired inputs, learnable temperature.
+
+    ``a = normalize(W_a f_a(x_a))``, ``b = normalize(W_b f_b(x_b))`` and
     ``loss = clip_loss(a, b, exp(t))`` with the learnable log-scale ``t`` (fig. 3).
 
     Args:

@@ -84,7 +84,9 @@ def graphcl_loss(z1: Tensor, z2: Tensor, temperature: float = 0.2, *,
 
 @METHODS.register("graphcl", scope="graph")
 class GraphCL(nn.Module):
-    """GraphCL: ``graphcl_loss`` between the projections of two views of each graph.
+    """GraphCL: NT-Xent between two augmented views of each graph (graph level).
+
+    ``graphcl_loss`` between the projections of the two views.
 
     The views come from ``views`` (two pipelines; GraphCL's TU code contrasts the original
     graph with one augmentation, its paper two augmentations drawn from node dropping, edge
