@@ -1,5 +1,6 @@
-"""GPU check: batched views/s, ResNet-50 step / bare encoder passes with peak memory, and the real
-trainer's images/s on a folder of JPEGs next to its loader alone and its GPU step alone.
+"""GPU check: batched views/s, training steps (ResNet-50, ViT-S) over their bare encoder passes
+with images/s and peak memory, and the real trainer's images/s on a folder of JPEGs next to its
+loader alone and its GPU step alone.
 
 1. views: the ``simclr`` image recipe (``ViewGenerator``, two views, the whole batch at once)
    on a uint8 batch already on the device, stored at 256 px for 224 px views. Target: at
@@ -7,8 +8,12 @@ trainer's images/s on a folder of JPEGs next to its loader alone and its GPU ste
 2. steps: one training step as the trainer runs it (``_runs.train_step``: views, encoder, heads,
    loss, queue, optimizer, schedule, EMA) over the bare encoder passes the method needs
    (``step_overhead.bare_passes``), bf16 autocast, channels_last, synthetic uint8 batch: SimCLR,
-   MoCo v2 (one-process split BatchNorm, ``split_bn=8``, the default) and MoCo v2 ``split_bn=0``.
-   Target: step / bare at most 1.10. Peak memory: ``max_memory_allocated`` over one more step.
+   MoCo v2 (one-process split BatchNorm, ``split_bn=8``, the default) and MoCo v2 ``split_bn=0``
+   (target: step / bare at most 1.10); then, reported with no target (issue 12), Barlow Twins on
+   the same ResNet-50 and batch (its 8192-8192-8192 projector) and DINO on ``--vit``
+   (``vit_small``, patch 16 at 224 px) with its multi-crop views (2 x 224 + 8 x 96 px) at
+   ``--vit-batch-size`` 128. Images/s of each step; peak memory: ``max_memory_allocated`` over one
+   more step.
 3. end to end: ``--images`` JPEGs of 500 x 375 (smooth random colours plus grain, so they
    compress like photos), ``anyssl.api.train`` (SimCLR, loader workers chosen automatically),
    images/s after ``--warm-steps``; next to it the loader alone (decode, same workers, no epoch
@@ -16,17 +21,15 @@ trainer's images/s on a folder of JPEGs next to its loader alone and its GPU ste
 
 Each section rewrites the JSON when it ends, so a run cut short by a timeout keeps what it did.
 
-    python benchmarks/gpu_bench.py                                   # one H200, ~1.5-3 min
+    python benchmarks/gpu_bench.py                                   # one H200, ~2-3.5 min
     .venv/bin/python benchmarks/gpu_bench.py --quick --device cpu    # smoke run, < 2 min
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import json
-import math
 import signal
 import time
 from collections.abc import Callable
@@ -35,28 +38,24 @@ from typing import Any
 import torch
 from _common import (
     RESULTS,
-    Contention,
     autocast,
     common_parser,
     contention_limit,
     contention_note,
     markdown_table,
-    median,
     save,
     setup,
-    timed,
 )
 from _gpu_end_to_end import JPEG_SIZE, end_to_end
-from _runs import build_run, recipe_views, stored_size, train_step, uint8_batch
-from step_overhead import BARE_PASSES, bare_passes
+from _gpu_steps import STEPS, Step, per_call, setting, step_vs_bare
+from _runs import (
+    recipe_views,
+    stored_size,
+    uint8_batch,
+)
 
 VIEWS_TARGET = 20_000.0  # images/s, two views each
-STEP_TARGET = 1.10  # step / bare encoder passes
-GIB = 2**30
-#: (label, method, constructor arguments) of the timed steps.
-STEPS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("simclr", "simclr", {}), ("mocov2 (split_bn=8)", "mocov2", {}),
-    ("mocov2 split_bn=0", "mocov2", {"split_bn": 0}))
+GIB = 2**30  # for the GPU's memory in ``gpu_facts``
 
 
 class Stopped(BaseException):
@@ -65,22 +64,6 @@ class Stopped(BaseException):
 
 def _stop(signum: int, frame: Any) -> None:
     raise Stopped
-
-
-# ---- timing -------------------------------------------------------------------------------------
-def per_call(fn: Callable[[], Any], args: argparse.Namespace, device: torch.device,
-             contention: list[float | None]) -> float:
-    """Median seconds of one ``fn()`` over ``args.repeats`` blocks of back-to-back calls lasting
-    about ``args.block`` s each, after ``args.warmup`` calls; records each block's contention."""
-    for _ in range(args.warmup):
-        fn()
-    calls = max(1, math.ceil(args.block / max(timed(fn, device), 1e-6)))
-    times = []
-    for _ in range(args.repeats):
-        with Contention() as c:
-            times.append(timed(lambda: [fn() for _ in range(calls)], device) / calls)
-        contention.append(c.other)
-    return median(times)
 
 
 def views_rate(args: argparse.Namespace, device: torch.device,
@@ -96,60 +79,6 @@ def views_rate(args: argparse.Namespace, device: torch.device,
     seconds = per_call(run, args, device, contention)
     return {"images_per_s": args.batch_size / seconds, "seconds_per_batch": seconds,
             "stored": stored_size(args.size), "size": args.size, "recipe": repr(views)}
-
-
-# ---- steps --------------------------------------------------------------------------------------
-def build(method: str, args: argparse.Namespace, device: torch.device,
-          method_args: dict[str, Any]) -> tuple[Any, torch.optim.Optimizer, Any]:
-    """``_runs.build_run`` with constructor arguments for the method (MoCo's ``split_bn``)."""
-    return build_run(method, args.encoder, args.size, device, **method_args)
-
-
-def step_peak(m: Any, opt: torch.optim.Optimizer, sched: Any, x: torch.Tensor,
-              args: argparse.Namespace, device: torch.device) -> dict[str, float | None]:
-    """GiB held before a step (parameters, buffers, optimizer state) and at its peak (CUDA)."""
-    if device.type != "cuda":
-        return {"state_gib": None, "peak_gib": None}
-    opt.zero_grad(set_to_none=True)
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
-    train_step(m, opt, sched, x, 999, device, args.precision)
-    torch.cuda.synchronize(device)
-    return {"state_gib": before / GIB, "peak_gib": torch.cuda.max_memory_allocated(device) / GIB}
-
-
-def step_vs_bare(label: str, method: str, method_args: dict[str, Any], args: argparse.Namespace,
-                 device: torch.device, contention: list[float | None]) -> dict[str, Any]:
-    """Median seconds of the full step and of the bare encoder passes, timed alternately."""
-    m, opt, sched = build(method, args, device, method_args)
-    target = copy.deepcopy(m.encoder).requires_grad_(False)
-    x = uint8_batch(args.batch_size, args.size, device)
-    with torch.no_grad(), autocast(device, args.precision):
-        views = [v.contiguous() for v in m.views(x)]
-    n_grad, n_nograd = BARE_PASSES[method]
-    fns = {"step": lambda i: train_step(m, opt, sched, x, i, device, args.precision),
-           "bare": lambda i: bare_passes(m.encoder, target, views, n_grad, n_nograd, device,
-                                         args.precision)}
-    for i in range(args.warmup):
-        for fn in fns.values():
-            fn(i)
-    times: dict[str, list[float]] = {"step": [], "bare": []}
-    for r in range(args.repeats):
-        order = list(fns) if r % 2 == 0 else list(fns)[::-1]  # neither always runs first
-        with Contention() as c:
-            for k in order:
-                times[k].append(timed(functools.partial(fns[k], args.warmup + r), device))
-        contention.append(c.other)
-    med = {k: median(v) for k, v in times.items()}
-    out = {"label": label, "method": method, "method_args": method_args,
-           "passes": {"grad": n_grad, "no_grad": n_nograd}, "seconds": med, "all_seconds": times,
-           "ratio": med["step"] / med["bare"], "images_per_s": args.batch_size / med["step"],
-           **step_peak(m, opt, sched, x, args, device)}
-    print(f"  {label}: step {med['step']:.3f} s, bare {med['bare']:.3f} s", flush=True)
-    return out
-
-
 
 
 # ---- report -------------------------------------------------------------------------------------
@@ -177,9 +106,24 @@ def _met(section: dict[str, Any] | None, ok: Callable[[dict[str, Any]], bool],
     return "n/a (quick)" if args.quick else ("yes" if ok(section) else "NO")
 
 
+def step_row(step: Step, s: dict[str, Any] | None, args: argparse.Namespace) -> list[Any]:
+    """The table row of one timed step: step / bare, the step's images/s; its verdict when it
+    has a target."""
+    encoder, batch = setting(step, args)
+    views = f" ({s['views']} views)" if s and "views" in s else ""
+    where = f"{encoder}, {args.precision}, {args.size} px{views}, batch {batch}"
+    result = _cell(s, lambda s: (
+        f"{s['ratio']:.3f} (step {s['seconds']['step']:.3f} s = {s['images_per_s']:,.0f} "
+        f"img/s, bare {s['seconds']['bare']:.3f} s)"))
+    if step.target is None:
+        return [f"step / bare, {step.label}", where, result, "reported", "-"]
+    target = step.target
+    return [f"step / bare, {step.label}", where, result, f"<= {target:.2f}",
+            _met(s, lambda s: s["ratio"] <= target, args)]
+
+
 def table(results: dict[str, Any], args: argparse.Namespace) -> str:
     """One markdown table: every check, its setting, result, target and verdict."""
-    where = f"{args.encoder}, {args.precision}, {args.size} px, batch {args.batch_size}"
     v, e2e = results.get("views"), results.get("end_to_end")
     steps: dict[str, Any] = results.get("steps") or {}
     rows: list[list[Any]] = [[
@@ -187,15 +131,11 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"{args.size} px from {stored_size(args.size)} px uint8, batch {args.batch_size}",
         _cell(v, lambda s: f"{s['images_per_s']:,.0f} img/s"), f">= {VIEWS_TARGET:,.0f}",
         _met(v, lambda s: s["images_per_s"] >= VIEWS_TARGET, args)]]
-    for label, *_ in STEPS:
-        s = steps.get(label)
-        rows.append([f"step / bare, {label}", where, _cell(s, lambda s: (
-            f"{s['ratio']:.3f} (step {s['seconds']['step']:.3f} s, bare "
-            f"{s['seconds']['bare']:.3f} s)")), f"<= {STEP_TARGET:.2f}",
-            _met(s, lambda s: s["ratio"] <= STEP_TARGET, args)])
+    rows += [step_row(st, steps.get(st.label), args) for st in STEPS]
     peaks = [f"{k} {s['peak_gib']:.1f} GiB" for k, s in steps.items()
              if "error" not in s and s.get("peak_gib") is not None]
-    rows.append(["peak GPU memory of a step", where, ", ".join(peaks) or "CUDA only", "-", "-"])
+    rows.append(["peak GPU memory of a step", "the steps above, one more step each",
+                 ", ".join(peaks) or "CUDA only", "-", "-"])
     w, h = JPEG_SIZE
     rows += [
         ["end to end: trainer on JPEGs", _cell(e2e, lambda s: (
@@ -240,9 +180,9 @@ def run_sections(args: argparse.Namespace, device: torch.device, results: dict[s
             args)
     steps: dict[str, Any] = {}
     results["steps"] = steps
-    for label, method, method_args in STEPS:
-        guarded(label, functools.partial(step_vs_bare, label, method, method_args, args, device,
-                                         contention), steps, results, args)
+    for step in STEPS:
+        guarded(step.label, functools.partial(step_vs_bare, step, args, device, contention),
+                steps, results, args)
         if device.type == "cuda":
             torch.cuda.empty_cache()
     simclr = steps.get("simclr")
@@ -257,6 +197,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--encoder", default=None, help="default resnet50 (quick: resnet18)")
     p.add_argument("--size", type=int, default=None, help="view px (default 224; quick: 32)")
     p.add_argument("--batch-size", type=int, default=None, help="default 256 (quick: 16)")
+    p.add_argument("--vit", default="vit_small", help="the DINO step's encoder (vit_small)")
+    p.add_argument("--vit-batch-size", type=int, default=None,
+                   help="the DINO step's batch, default 128 (quick: 8)")
     p.add_argument("--images", type=int, default=None, help="JPEGs (default 4096; quick: 256)")
     p.add_argument("--steps", type=int, default=None,
                    help="trainer steps timed after the warm-up (default 40; quick: 6)")
@@ -271,6 +214,7 @@ def parse() -> argparse.Namespace:
     args.encoder = args.encoder or ("resnet18" if q else "resnet50")
     args.size = args.size or (32 if q else 224)
     args.batch_size = args.batch_size or (16 if q else 256)
+    args.vit_batch_size = args.vit_batch_size or (8 if q else 128)
     args.images, args.steps = args.images or (256 if q else 4096), args.steps or (6 if q else 40)
     args.warm_steps = max(1, args.warm_steps or (2 if q else 5))
     args.warmup = args.warmup if args.warmup is not None else (1 if q else 3)

@@ -11,8 +11,11 @@
 #
 # Budget on one H200, 6 minutes in all (TOTAL below is 345 s, the rest is margin):
 #   install ~20 s | nvidia-smi + versions ~5 s | cuda tests ~60 s (killed at 150 s)
-#   | benchmark ~2-3 min (killed at what is left of TOTAL, at most 240 s; it writes its JSON
-#     after every section, so a cut-short run keeps what it measured).
+#   | benchmark ~2-3.5 min (killed at what is left of TOTAL, at most 240 s; it writes its JSON
+#     after every section, so a cut-short run keeps what it measured). Its sections, in order:
+#     views; steps of SimCLR, MoCo v2 x 2, Barlow Twins (ResNet-50, batch 256) and DINO
+#     (ViT-S/16, 2 x 224 + 8 x 96 px views, batch 128), one section each; end to end last, the
+#     longest and the first to go when time runs out.
 # Exit status: 1 when the tests failed (or none passed), else the benchmark's (non-zero when a
 # section failed or the timeout stopped it).
 #

@@ -107,6 +107,15 @@ def train_command(
     lr_scaling: Annotated[str | None, typer.Option(
         help="How the default lr grows with the global batch: linear, sqrt or none (default: "
              "the method's).")] = None,
+    grad_clip: Annotated[float | None, typer.Option(
+        min=0.0, help="Clip gradients to this norm (default: the method's; DINO "
+                                      "3.0 per parameter, else none).")] = None,
+    grad_clip_mode: Annotated[str | None, typer.Option(
+        help="global (the norm of all gradients) or per_parameter (each tensor's, as DINO) "
+             "(default: the method's).")] = None,
+    final_lr_ratio: Annotated[float | None, typer.Option(
+        min=0.0, help="The cosine schedule ends at this x the peak lr (default: the method's; "
+                      "0.001 for SwAV, Barlow Twins, VICReg, 0.002 for DINO, else 0).")] = None,
     monitor_every: Annotated[int | None, typer.Option(
         min=1, help="kNN on the labelled split every N epochs, logged and shown in the "
                     "progress bar.")] = None,
@@ -184,6 +193,9 @@ def train_command(
             "num_workers": num_workers,
             "precision": precision,
             "lr_scaling": lr_scaling,
+            "grad_clip": grad_clip,
+            "grad_clip_mode": grad_clip_mode,
+            "final_lr_ratio": final_lr_ratio,
             "monitor_every": monitor_every,
             "checkpoint_every": checkpoint_every,
             "method_args": method_args or None,

@@ -54,6 +54,7 @@ class BarlowTwins(nn.Module):
         "momentum": 0.9,  # LARS momentum (main.py l. 225)
         "schedule": "cosine",  # cosine decay to 1/1000 of the lr (sec. 4; main.py l. 155-166)
         "warmup_epochs": 10,  # 10 warm-up epochs (sec. 4; main.py l. 157), batch 2048
+        "final_lr_ratio": 0.001,  # end_lr = base_lr * 0.001 (main.py l. 165-166), both groups
     }
 
     def __init__(

@@ -61,6 +61,13 @@ class DINO(nn.Module):
         "momentum": 0.9,  # AdamW's beta1 (torch.optim.AdamW defaults, main_dino.py L227)
         "schedule": "cosine",  # cosine to --min_lr 1e-6 after the warm-up (L238-243)
         "warmup_epochs": 10,  # --warmup_epochs 10
+        # --min_lr 1e-6 is absolute; at the reference batch 256 the peak is 0.0005, so the floor
+        # is 1e-6 / 0.0005 = 0.002 of it (utils.cosine_scheduler final_value, main_dino.py L238-243)
+        "final_lr_ratio": 0.002,
+        # --clip_grad 3.0 (main_dino.py L87): utils.clip_gradients (utils.py L132-141) bounds each
+        # parameter tensor's gradient norm, not the global norm, hence "per_parameter"
+        "grad_clip": 3.0,
+        "grad_clip_mode": "per_parameter",
     }
     #: Defaults per data scale: ``train`` overrides ``train_defaults``, ``args`` the constructor.
     scale_defaults: ClassVar[dict[str, dict[str, Any]]] = {

@@ -62,6 +62,9 @@ class SwAV(nn.Module):
         "momentum": 0.9,  # SGD momentum (main_swav.py L171-176)
         "schedule": "cosine",  # cosine to --final_lr (main_swav.py L180-182)
         "warmup_epochs": 0,  # --warmup_epochs 0 at batch 256 (10 at batch 4096)
+        # --final_lr 0.0006 with --base_lr 0.6 (scripts/swav_400ep_bs256_pretrain.sh L42-43), and
+        # 0.0048 with 4.8 at batch 4096 (swav_800ep_pretrain.sh): 0.0006 / 0.6 = 0.001 of the peak
+        "final_lr_ratio": 0.001,
     }
 
     def __init__(

@@ -53,6 +53,7 @@ class VICReg(nn.Module):
         "momentum": 0.9,  # LARS momentum (main_vicreg.py l. 251)
         "schedule": "cosine",  # cosine to 1/1000 of the lr (main_vicreg.py l. 167-178)
         "warmup_epochs": 10,  # 10 warm-up epochs (sec. 4.1; main_vicreg.py l. 169), batch 2048
+        "final_lr_ratio": 0.001,  # end_lr = base_lr * 0.001 (main_vicreg.py l. 177-178)
     }
 
     def __init__(

@@ -18,11 +18,12 @@ from typing import Any
 
 import yaml
 
+from anyssl.train.recipe import check_config, recipe_extras
 from anyssl.train.safe_yaml import MAX_CONFIG_BYTES, ConfigError, load_yaml_text, read_config_text
 
 __all__ = ["ConfigError", "DEFAULT_BATCH_SIZE", "FALLBACK_DEFAULTS", "LR_SCALINGS",
-           "MAX_CONFIG_BYTES", "MAX_CONFIG_ITEMS", "OPTIMIZERS", "PRECISIONS", "SCHEDULES",
-           "TrainConfig", "load_yaml_text", "resolve_defaults", "scale_lr"]
+           "MAX_CONFIG_BYTES", "MAX_CONFIG_ITEMS", "OPTIMIZERS", "PRECISIONS", "RESOLVED_KEYS",
+           "SCHEDULES", "TrainConfig", "load_yaml_text", "resolve_defaults", "scale_lr"]
 
 OPTIMIZERS = ("sgd", "lars", "adamw", "adam")
 SCHEDULES = ("cosine", "step", "constant")
@@ -42,6 +43,11 @@ FALLBACK_DEFAULTS: dict[str, Any] = {
 
 #: ``from_dict`` refuses a config of more values than this (all nesting levels together).
 MAX_CONFIG_ITEMS = 100_000
+
+#: The keys of ``resolve_defaults``'s result that are config fields: a trainer writes them,
+#: resolved, to the run's config.yaml and checkpoint.
+RESOLVED_KEYS = ("optimizer", "lr", "lr_scaling", "weight_decay", "schedule", "warmup_epochs",
+                 "final_lr_ratio", "grad_clip", "grad_clip_mode")
 
 #: A defaulted warm-up never takes more than this fraction of the run (short runs).
 MAX_DEFAULT_WARMUP_FRACTION = 0.1
@@ -75,7 +81,9 @@ class TrainConfig:
     momentum: float = 0.9  # SGD/LARS momentum (AdamW beta1)
     schedule: str | None = None  # "cosine" | "step" | "constant" after warm-up; None: the method's
     warmup_epochs: float | None = None  # linear warm-up; None: the method's, at most 10% of the run
-    grad_clip: float | None = None  # max global grad norm; None: no clipping
+    grad_clip: float | None = None  # max grad norm; None: the method's, else no clipping
+    grad_clip_mode: str | None = None  # "global" | "per_parameter" norm; None: the method's
+    final_lr_ratio: float | None = None  # cosine ends at this x peak lr; None: the method's (0)
     aug: str | None = None  # one augmentation spec for every view; None: the modality's recipe
     views: int | str | list[str] | None = None  # view count, or one spec per view (list or ";")
     method_args: dict[str, Any] = field(default_factory=dict)  # method constructor kwargs
@@ -110,6 +118,7 @@ class TrainConfig:
         _choice("precision", self.precision, PRECISIONS)
         if self.lr_scaling is not None:
             _choice("lr_scaling", self.lr_scaling, LR_SCALINGS)
+        check_config(self)  # grad_clip, grad_clip_mode, final_lr_ratio
 
     # ---- dict / YAML ----------------------------------------------------------------------------
     @classmethod
@@ -256,27 +265,13 @@ def default_lr_scaling(optimizer: str) -> str:
     return "none" if optimizer in ("adam", "adamw") else "linear"
 
 
-def _method_extras(defaults: dict[str, Any], base_lr: float) -> dict[str, Any]:
-    """``weight_decay_end`` (None: constant weight decay) and ``bias_lr_factor`` (the biases'
-    and norm parameters' lr over the weights', from a method's ``bias_lr``: Barlow Twins)."""
-    end = defaults.get("weight_decay_end")
-    if end is not None and (not isinstance(end, (int, float)) or end < 0):
-        raise ConfigError(f"weight_decay_end must be a number >= 0, got {end!r}")
-    bias_lr = defaults.get("bias_lr")
-    if bias_lr is not None and (not isinstance(bias_lr, (int, float)) or bias_lr < 0):
-        raise ConfigError(f"bias_lr must be a number >= 0, got {bias_lr!r}")
-    factor = 1.0 if bias_lr is None or base_lr <= 0 else float(bias_lr) / base_lr
-    return {"weight_decay_end": None if end is None else float(end), "bias_lr_factor": factor}
-
-
 def resolve_defaults(config: TrainConfig, method_defaults: dict[str, Any] | None = None,
                      steps_per_epoch: int | None = None) -> dict[str, Any]:
     """The effective optimizer, lr, weight decay, momentum, schedule and warm-up of a run.
 
     ``method_defaults`` is a method's ``train_defaults`` (keys ``optimizer``, ``lr`` = the base lr
     its ``lr_scaling`` rule scales, ``weight_decay``, ``schedule``, ``warmup_epochs``,
-    ``milestones``; optional ``weight_decay_end``, the end of a cosine weight decay schedule,
-    and ``bias_lr``, the base lr of biases and norm parameters); missing keys fall back to
+    ``milestones``; the optional ones of ``anyssl.train.recipe``); missing keys fall back to
     ``FALLBACK_DEFAULTS``, a missing ``lr_scaling`` to ``default_lr_scaling`` of the optimizer.
     A config value wins; ``lr=None`` scales the base lr to ``config.batch_size`` (the global
     batch) with ``scale_lr``. A *defaulted* warm-up is capped at 10% of the run so short runs
@@ -296,7 +291,7 @@ def resolve_defaults(config: TrainConfig, method_defaults: dict[str, Any] | None
         "optimizer": opt, "lr": float(lr), "base_lr": base_lr, "lr_scaling": rule,
         "weight_decay": float(wd), "momentum": config.momentum, "schedule": sched,
         "milestones": [float(m) for m in defaults["milestones"]],
-        **_method_extras(defaults, base_lr),
+        **recipe_extras(config, defaults, base_lr),
     }
     epochs = config.epochs or DEFAULT_EPOCHS
     if steps_per_epoch is None:

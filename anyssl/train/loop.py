@@ -29,7 +29,7 @@ from anyssl.distributed import all_gather_object, barrier
 from anyssl.modality import SSLDataset, move_to_device
 from anyssl.train import ddp, step_hooks
 from anyssl.train.checkpoint import rng_state, save_checkpoint, seed_everything
-from anyssl.train.config import DEFAULT_BATCH_SIZE, TrainConfig, resolve_defaults
+from anyssl.train.config import DEFAULT_BATCH_SIZE, RESOLVED_KEYS, TrainConfig, resolve_defaults
 from anyssl.train.data import (
     EpochSampler,
     make_loader,
@@ -164,17 +164,14 @@ class Trainer:
                             WeightDecaySchedule(self.optimizer, self.total_steps, end))
         self.scaler = grad_scaler(self.device, self.precision)  # fp16 only
         self.scheduler = build_scheduler(self.optimizer, h["schedule"], self.total_steps,
-                                         h["warmup_steps"], h["milestones"])
+                                         h["warmup_steps"], h["milestones"], h["final_lr_ratio"])
         self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
 
     def resolved_config(self) -> TrainConfig:
-        """The config with the effective optimizer, lr, weight decay, schedule and warm-up."""
-        h = self.hparams
-        return dataclasses.replace(
-            self.config, optimizer=h["optimizer"], lr=h["lr"], lr_scaling=h["lr_scaling"],
-            weight_decay=h["weight_decay"], schedule=h["schedule"],
-            warmup_epochs=h["warmup_epochs"], precision=self.precision, out=str(self.run_dir),
-        )
+        """The config with the effective values of ``RESOLVED_KEYS`` (optimizer, lr, schedule,
+        lr floor, gradient clipping...) and precision."""
+        return dataclasses.replace(self.config, **{k: self.hparams[k] for k in RESOLVED_KEYS},
+                                   precision=self.precision, out=str(self.run_dir))
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def _save(self) -> None:
@@ -279,8 +276,9 @@ class Trainer:
                                skip=cfg.skip_nonfinite, checkpoint=self.checkpoint_path,
                                saved_step=self._saved_step)
         self.skipped_steps += 0 if ok else 1
-        if cfg.grad_clip is not None:
-            logs["grad_norm"] = nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
+        if self.hparams["grad_clip"] is not None:  # the config's, else the method's
+            logs["grad_norm"] = step_hooks.clip_gradients(self._params, self.hparams["grad_clip"],
+                                                          self.hparams["grad_clip_mode"])
         if cfg.skip_nonfinite:
             logs["skipped_steps"] = self.skipped_steps
         lr = float(self.optimizer.param_groups[0]["lr"])

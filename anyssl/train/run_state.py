@@ -29,7 +29,8 @@ log = logging.getLogger("anyssl.train.loop")
 
 #: Config keys that must not change for a resumed run to match an uninterrupted one.
 SAME_ON_RESUME = ("batch_size", "seed", "lr", "optimizer", "weight_decay", "momentum",
-                  "precision", "schedule", "warmup_epochs", "grad_clip", "aug", "views",
+                  "precision", "schedule", "warmup_epochs", "grad_clip", "grad_clip_mode",
+                  "final_lr_ratio", "aug", "views",
                   "method_args", "encoder_args", "epochs", "max_steps")
 
 

@@ -54,9 +54,12 @@ def constant(step: int, total: int, warmup: int, base_lr: float) -> float:
 
 
 def build_scheduler(optimizer: Optimizer, name: str, total_steps: int, warmup_steps: int = 0,
-                    milestones: Sequence[float] | None = None) -> LambdaLR:
+                    milestones: Sequence[float] | None = None,
+                    final_lr_ratio: float = 0.0) -> LambdaLR:
     """A ``LambdaLR`` that scales each group's lr by the named schedule; call ``step()`` after
-    every optimizer step. ``milestones`` (fractions of the run) only matter for ``step``. A group
+    every optimizer step. ``milestones`` (fractions of the run) only matter for ``step``,
+    ``final_lr_ratio`` (the cosine's floor as a fraction of each group's peak lr, reached after
+    the last step, as DINO's ``--min_lr`` and Barlow Twins' ``end_lr``) only for ``cosine``. A group
     with ``fixed_lr`` (``optim.param_groups``) keeps its lr: no warm-up, no decay (SimSiam's
     ``--fix-pred-lr``, main_simsiam.py l. 363-364)."""
     if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
@@ -67,10 +70,13 @@ def build_scheduler(optimizer: Optimizer, name: str, total_steps: int, warmup_st
     marks = tuple(milestones) if milestones is not None else DEFAULT_MILESTONES
     if any(not 0 < m < 1 for m in marks):
         raise ValueError(f"milestones are fractions of the run in (0, 1), got {list(marks)}")
+    if not 0 <= final_lr_ratio <= 1:
+        raise ValueError(f"final_lr_ratio is a fraction of the peak lr in [0, 1], got "
+                         f"{final_lr_ratio}")
 
     def factor(step: int) -> float:
         if name == "cosine":
-            return warmup_cosine(step, total_steps, warmup_steps, 1.0)
+            return warmup_cosine(step, total_steps, warmup_steps, 1.0, final_lr_ratio)
         if name == "step":
             return step_decay(step, total_steps, warmup_steps, 1.0, marks)
         return constant(step, total_steps, warmup_steps, 1.0)

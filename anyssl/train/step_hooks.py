@@ -12,19 +12,22 @@ A method may define (all optional):
   parameter unchanged for that step (DINO freezes its last layer in the first epoch; SwAV
   freezes its prototypes for the first iterations).
 
-and its ``train_defaults`` may hold ``weight_decay_end`` (a cosine weight decay schedule,
-``schedule.WeightDecaySchedule``) and ``bias_lr`` (the base lr of biases and norm parameters).
+and its ``train_defaults`` may hold the keys of ``anyssl.train.recipe`` (a cosine weight decay,
+the biases' lr, the cosine's lr floor, gradient clipping: ``clip_gradients``).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torch.optim import Optimizer
 
-__all__ = ["before_optimizer_step", "method_overrides", "optimizer_update", "unscale"]
+__all__ = ["before_optimizer_step", "clip_gradients", "method_overrides", "optimizer_update",
+           "unscale"]
 
 
 def method_overrides(method: nn.Module) -> dict[str, dict[str, Any]]:
@@ -74,3 +77,25 @@ def optimizer_update(optimizer: Optimizer, scheduler: Any, scaler: Any) -> None:
     with warnings.catch_warnings():  # the scaler may have skipped the optimizer step
         warnings.simplefilter("ignore", UserWarning)
         scheduler.step()
+
+
+def clip_gradients(params: Sequence[Tensor], max_norm: float, mode: str = "global") -> Tensor:
+    """Clip the gradients of ``params`` (those without one are skipped) in place; return the
+    global norm of all of them before clipping (a 0-dim tensor, no device sync).
+
+    ``"global"`` scales all gradients together so their global norm is at most ``max_norm``
+    (``nn.utils.clip_grad_norm_``). ``"per_parameter"`` scales each tensor's gradient on its own
+    to a norm of at most ``max_norm``: DINO's ``utils.clip_gradients`` (utils.py L132-141,
+    ``clip_coef = clip / (norm + 1e-6)``, applied when below 1; main_dino.py ``--clip_grad 3.0``).
+    """
+    if mode == "global":
+        return nn.utils.clip_grad_norm_(params, max_norm)
+    if mode != "per_parameter":
+        raise ValueError(f"unknown grad_clip_mode {mode!r}; choose one of: global, per_parameter")
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norms = [torch.linalg.vector_norm(g) for g in grads]
+    for g, norm in zip(grads, norms, strict=True):
+        g.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))  # x1 (exact) when within the bound
+    return torch.linalg.vector_norm(torch.stack(norms))

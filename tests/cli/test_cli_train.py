@@ -101,8 +101,33 @@ def test_precision_lr_scaling_and_monitor_flags(tmp_path: Path) -> None:
     assert "simclr: the defaults for small data" in text
 
 
-@pytest.mark.parametrize("flag", [("--precision", "fp8"), ("--lr-scaling", "log")])
+def test_grad_clip_and_lr_floor_flags_reach_the_run(tmp_path: Path) -> None:
+    """--grad-clip, --grad-clip-mode and --final-lr-ratio override the method's recipe and are
+    recorded; without them DINO's own (3.0 per parameter, floor 0.002) are."""
+    out = tmp_path / "run"
+    code, text = run_cli("train", "--method", "simclr", *TINY, "--no-eval", "--out", str(out),
+                         "--grad-clip", "1.5", "--final-lr-ratio", "0.01", "-m", "hidden_dim=32")
+    assert code == 0, text
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert (saved["grad_clip"], saved["grad_clip_mode"], saved["final_lr_ratio"]) == \
+        (1.5, "global", 0.01)
+    code, text = run_cli("train", "--method", "dino", *TINY, "--no-eval",
+                         "--out", str(tmp_path / "dino"), "-m", "out_dim=32")
+    assert code == 0, text
+    saved = yaml.safe_load((tmp_path / "dino" / "config.yaml").read_text())
+    assert (saved["grad_clip"], saved["grad_clip_mode"], saved["final_lr_ratio"]) == \
+        (3.0, "per_parameter", 0.002)
+
+
+@pytest.mark.parametrize("flag", [("--precision", "fp8"), ("--lr-scaling", "log"),
+                                  ("--grad-clip-mode", "bogus")])
 def test_bad_precision_or_scaling_is_one_line(flag: tuple[str, str], tmp_path: Path) -> None:
     code, text = run_cli("train", *flag, *TINY, "--out", str(tmp_path / "x"))
     assert code == 2 and text.startswith("error: ") and len(text.strip().splitlines()) == 1
     assert flag[1] in text and "choose one of" in text
+
+
+def test_nonpositive_grad_clip_is_one_line(tmp_path: Path) -> None:
+    code, text = run_cli("train", "--grad-clip", "0", *TINY, "--out", str(tmp_path / "x"))
+    assert code == 2 and text.startswith("error: ") and len(text.strip().splitlines()) == 1
+    assert "grad_clip must be > 0" in text

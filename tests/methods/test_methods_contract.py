@@ -37,7 +37,8 @@ OPTIMIZERS = {"sgd", "lars", "adamw"}
 SCHEDULES = {"cosine", "step", "constant"}
 #: The train_defaults keys the trainer reads.
 TRAIN_KEYS = {"optimizer", "lr", "lr_scaling", "weight_decay", "momentum", "schedule",
-              "warmup_epochs", "milestones", "batch_size", "weight_decay_end", "bias_lr"}
+              "warmup_epochs", "milestones", "batch_size", "weight_decay_end", "bias_lr",
+              "final_lr_ratio", "grad_clip", "grad_clip_mode"}
 #: Adam-family methods whose reference code scales the lr with the batch (the rest use "none").
 ADAM_SCALED = {"dino": "main_dino.py: lr = args.lr * batch_size_per_gpu * world_size / 256"}
 
