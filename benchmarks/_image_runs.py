@@ -82,8 +82,22 @@ def _e2e(args: argparse.Namespace) -> list[Run]:
     return runs
 
 
+#: The methods of the ``methods`` table: the seed's two baselines, then issue 12's families.
+METHOD_NAMES = ("simclr", "mocov2", "byol", "simsiam", "barlowtwins", "vicreg", "mocov3",
+                "nnclr", "dino", "swav")
+
+
+def _methods(args: argparse.Namespace) -> list[Run]:
+    """Every method at the same epochs, on the small CNN and on ViT-Ti (4 px patches at 28 px),
+    each with its own defaults (recipe, heads, optimizer)."""
+    return [Run(f"{method}, {encoder}", method, {} if encoder == "smallcnn" else
+                {"encoder": encoder}) for encoder in ("smallcnn", "vit_tiny")
+            for method in METHOD_NAMES]
+
+
 TABLES: dict[str, Callable[[argparse.Namespace], list[Run]]] = {
     "splitbn": _splitbn, "ablation": _ablation, "semi": _semi, "e2e": _e2e,
+    "methods": _methods,
 }
 
 
@@ -135,6 +149,8 @@ def notes_for(table: str) -> list[str]:
                      "not the values)."],
         "semi": ["From scratch: the same encoder at its random initial weights, fine-tuned on the "
                  "same labels with the same recipe (SimCLR's: Nesterov SGD, crop + flip)."],
+        "methods": ["Each method with its own defaults (view recipe, heads, optimizer, lr rule) "
+                    "at the same epochs and batch; DINO and SwAV with their multi-crop views."],
         "e2e": ["Peak MiB: the training process's high-water resident memory. MoCo v2 (Chen et "
                 "al. 2020), Table 3: at batch 256 MoCo takes 5.0 GB per GPU, end-to-end 7.4 GB, "
                 "and end-to-end at batch 4096 an estimated 93 GB; Table 2: MoCo v2 67.5% against "

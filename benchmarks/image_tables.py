@@ -14,6 +14,9 @@ Tables (``--table``):
   the same and trained: SimCLR's loss with MoCo v2's head, temperature, views and optimizer) as
   the batch grows, against MoCo v2 as the queue grows at a fixed batch: accuracy and the
   process's peak memory during training.
+- ``methods``: every method family (SimCLR, MoCo v2, BYOL, SimSiam, Barlow Twins, VICReg, MoCo
+  v3, NNCLR, DINO, SwAV) at the same epochs, each with its own defaults, on the small CNN and
+  on ViT-Ti (``vit_tiny``, 4 px patches).
 
 Every run is one ``anyssl.api.train`` call in a fresh process (so its peak memory is its own),
 evaluated with the core protocols (linear probe, kNN k=200) on the pre-trained encoder and the
