@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -102,27 +103,25 @@ def _grace_case() -> str:
     return "no error"
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
+def gloo_worker(rank: int, init_file: str, out_dir: str,
+                collect: Callable[[int], dict[str, Any]]) -> None:
+    """One rank of a spawned Gloo group: ``collect(rank)`` (a module-level function, so that
+    spawn can pickle it) saved as ``rank{rank}.pt`` in ``out_dir``."""
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=WORLD, timeout=timedelta(seconds=TIMEOUT_S // 2))
     try:
-        out: dict[str, Any] = {name: _run_case(case, rank) for name, case in CASES.items()}
-        out["shuffle_bn"] = _shuffle_bn_case(rank)
-        out["ts2vec_ragged"] = _ragged_ts2vec_case(rank)
-        out["grace"] = _grace_case()
-        torch.save(out, Path(out_dir) / f"rank{rank}.pt")
+        torch.save(collect(rank), Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """Every rank's results, from one 2-process run (killed after ``TIMEOUT_S``)."""
-    tmp = tmp_path_factory.mktemp("ddp_methods")
+def spawn_ranks(collect: Callable[[int], dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
+    """Every rank's ``collect(rank)`` from one ``WORLD``-process run (killed after
+    ``TIMEOUT_S``)."""
     # spawn, not fork: a forked child can hang in OpenMP after the parent ran parallel ops
-    ctx = mp.start_processes(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD,
-                             join=False, start_method="spawn")
+    ctx = mp.start_processes(gloo_worker, args=(str(tmp / "init"), str(tmp), collect),
+                             nprocs=WORLD, join=False, start_method="spawn")
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not ctx.join(timeout=max(deadline - time.monotonic(), 0.1)):
@@ -133,6 +132,20 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
             if p.is_alive():
                 p.kill()
     return [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def _collect(rank: int) -> dict[str, Any]:
+    out: dict[str, Any] = {name: _run_case(case, rank) for name, case in CASES.items()}
+    out["shuffle_bn"] = _shuffle_bn_case(rank)
+    out["ts2vec_ragged"] = _ragged_ts2vec_case(rank)
+    out["grace"] = _grace_case()
+    return out
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Every rank's results, from one 2-process run."""
+    return spawn_ranks(_collect, tmp_path_factory.mktemp("ddp_methods"))
 
 
 # ---- the comparisons -------------------------------------------------------------------------

@@ -6,17 +6,13 @@ imported): one spawn runs every case and writes what it saw; the reference is bu
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from test_distributed_methods import TIMEOUT_S, _close, _ddp
+from test_distributed_methods import _close, _ddp, spawn_ranks
 from test_distributed_methods_local import (
     WORLD,
     B,
@@ -81,33 +77,14 @@ def _run_case(case: Case, rank: int) -> dict[str, Any]:
     return {"init": init, **run_steps(method, _ddp(method), batches), **_extra(method)}
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=WORLD, timeout=timedelta(seconds=TIMEOUT_S // 2))
-    try:
-        out = {name: _run_case(case, rank) for name, case in CASES.items()}
-        torch.save(out, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _collect(rank: int) -> dict[str, Any]:
+    return {name: _run_case(case, rank) for name, case in CASES.items()}
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """Every rank's results, from one 2-process run (killed after ``TIMEOUT_S``)."""
-    tmp = tmp_path_factory.mktemp("ddp_cluster")
-    ctx = mp.start_processes(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD,
-                             join=False, start_method="spawn")
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while not ctx.join(timeout=max(deadline - time.monotonic(), 0.1)):
-            if time.monotonic() >= deadline:
-                pytest.fail(f"the {WORLD}-process run did not end within {TIMEOUT_S} s (a hang)")
-    finally:
-        for p in ctx.processes:
-            if p.is_alive():
-                p.kill()
-    return [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
+    return spawn_ranks(_collect, tmp_path_factory.mktemp("ddp_cluster"))
 
 
 def _reference(name: str, init: dict[str, Tensor]) -> tuple[Any, dict[str, Any]]:
