@@ -89,9 +89,9 @@ METHOD_NAMES = ("simclr", "mocov2", "byol", "simsiam", "barlowtwins", "vicreg", 
 
 def _methods(args: argparse.Namespace) -> list[Run]:
     """Every method at the same epochs, on the small CNN and on ViT-Ti (4 px patches at 28 px),
-    each with its own defaults (recipe, heads, optimizer)."""
+    each with its own defaults (recipe, heads, optimizer); ``--encoders`` picks the encoders."""
     return [Run(f"{method}, {encoder}", method, {} if encoder == "smallcnn" else
-                {"encoder": encoder}) for encoder in ("smallcnn", "vit_tiny")
+                {"encoder": encoder}) for encoder in args.encoders
             for method in METHOD_NAMES]
 
 

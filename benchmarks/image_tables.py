@@ -25,6 +25,8 @@ same encoder at its random initial weights.
     .venv/bin/python benchmarks/image_tables.py --table splitbn
     .venv/bin/python benchmarks/image_tables.py --table ablation --epochs 20
     .venv/bin/python benchmarks/image_tables.py --quick --table semi   # a smoke run
+    .venv/bin/python benchmarks/image_tables.py --table methods --encoders smallcnn \
+        --train-size 5000 --out benchmarks/results/image_tables-methods-smallcnn-cpu.json
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def main() -> None:
     p.add_argument("--test-size", type=int, default=None, help="default 10000 (quick: 1000)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--encoders", nargs="+", default=["smallcnn", "vit_tiny"],
+                   help="encoders of the methods table (default: smallcnn vit_tiny)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
