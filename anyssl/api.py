@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, Dataset
 
-from anyssl.build import Parts, build_parts
+from anyssl.build import Parts, build_parts, pretrain_set
 from anyssl.eval import embed, evaluate
 from anyssl.eval.pair_protocols import merge_results, run_pair_protocols, split_protocols
 from anyssl.modality import SSLDataset, get_modality
@@ -121,6 +121,9 @@ def train(
     cfg = _config(config, overrides)
     cfg = _with_accelerator_encoder(cfg)
     parts = _parts(cfg, need_test=cfg.eval or cfg.monitor_every is not None)
+    # the method's encoder defaults join the config, so config.yaml, the checkpoint, the
+    # random-init baseline and later evaluations all build the same encoder
+    cfg = cfg.merged({"encoder_args": parts.encoder_args})
     default_protocols, eval_options = parts.modality.evaluation(parts.train_set)
     protocols = cfg.eval_protocols or list(default_protocols)
     cfg = cfg.merged({"batch_size": parts.batch_size, "eval_protocols": protocols})
@@ -134,7 +137,7 @@ def train(
     run_dir = Path(str(cfg.out))
     trainer = Trainer(
         parts.method,
-        parts.train_set,
+        pretrain_set(parts.train_set),
         cfg,
         run_dir,
         collate=parts.modality.collate,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from torch import nn
 
@@ -95,6 +95,9 @@ def _check_per_view_specs(modality: Modality, method: str, dataset: SSLDataset) 
     """Per-view specs (``--aug``, ``--views "a; b"``) do not fit a modality whose views are per
     input (one view holding each tower's input, as image-text's): say what does."""
     recipe = modality.recipe(method, dataset)
+    reason = getattr(recipe, "no_specs", None)  # a recipe that says why specs do not apply
+    if isinstance(reason, str):
+        raise ValueError(f"{method}: {reason}")
     if _is_view_source(recipe) and recipe.n_views == 1:
         raise ValueError(
             f"{modality.name} views are made per input (one pipeline per tower), so --aug and "
@@ -161,12 +164,26 @@ def method_kwargs(
     return kwargs, notes
 
 
+#: samples below which a data set of a modality without its own ``data_scale`` is "small":
+#: the CIFAR-sized recipes (50,000 images) rather than ImageNet-1k's (1.28M); every UCR/UEA,
+#: TU and Planetoid set is far below it.
+SMALL_DATA = 200_000
+
+
+def size_scale(dataset: SSLDataset) -> str:
+    """The scale of a data set by its number of samples (``SMALL_DATA``): the fallback of a
+    modality that says nothing, so e.g. DINO on a few thousand captions gets solo-learn's
+    CIFAR head (4,096 prototypes), not ImageNet's 65,536."""
+    return "small" if len(dataset) < SMALL_DATA else "large"
+
+
 def scale_preset(modality: Modality, method: str, dataset: SSLDataset
                  ) -> tuple[str | None, dict[str, Any]]:
-    """The scale of ``dataset`` (``Modality.data_scale``) and ``method``'s defaults for it (an
-    entry of its ``scale_defaults``: ``train`` and ``args`` overrides and their ``source``), or
-    ``(scale, {})`` when the method has none for that scale."""
-    scale = modality.data_scale(dataset) if modality.data_scale is not None else None
+    """The scale of ``dataset`` (``Modality.data_scale``, else ``size_scale``) and ``method``'s
+    defaults for it (an entry of its ``scale_defaults``: ``train`` and ``args`` overrides and
+    their ``source``), or ``(scale, {})`` when the method has none for that scale."""
+    scale = (modality.data_scale(dataset) if modality.data_scale is not None
+             else size_scale(dataset))
     presets = getattr(METHODS.get(method, modality.name), "scale_defaults", None) or {}
     return scale, dict(presets.get(scale, {})) if scale is not None else {}
 
@@ -195,6 +212,32 @@ def build_method(
     return METHODS.build(method, scope, encoder=encoder, views=views, **kwargs)
 
 
+def pretrain_set(train_set: SSLDataset) -> SSLDataset:
+    """What pre-training reads: the training split's ``pretrain_set`` when it has one (e.g.
+    time series cut into sections of ``max_train_length`` steps, TS2Vec's ``fit``), else the
+    split itself; evaluation always reads the split."""
+    pre = getattr(train_set, "pretrain_set", None)
+    return train_set if pre is None else cast(SSLDataset, pre)
+
+
+def method_encoder_args(mod: Modality, method: str, encoder: Any, dataset: SSLDataset,
+                        encoder_args: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+    """The encoder's arguments: the method's ``encoder_defaults`` for the encoder the run uses
+    (by name; e.g. DGI's one 512-wide PReLU GCN layer) under the user's ``encoder_args``, and a
+    note naming the defaults taken. An encoder instance gets nothing added."""
+    args = dict(encoder_args or {})
+    defaults = getattr(METHODS.get(method, mod.name), "encoder_defaults", None) or {}
+    if not defaults or not (encoder is None or isinstance(encoder, str)):
+        return args, []
+    name = encoder or getattr(dataset, "suggested_encoder", None) or mod.default_encoder
+    extra = {k: v for k, v in defaults.get(name, {}).items() if k not in args}
+    if not extra:
+        return args, []
+    said = ", ".join(f"{k}={v}" for k, v in extra.items())
+    return {**extra, **args}, [f"{method}: encoder {name} with {said} (the method's recipe; "
+                               "-e KEY=VALUE changes one)"]
+
+
 def _not_empty(dataset: SSLDataset, data: str, split: str) -> SSLDataset:
     """``dataset``, or a one-line ``ValueError`` when it holds no samples (a plugin's dataset
     that found nothing would otherwise fail later, inside the trainer or an evaluation)."""
@@ -214,6 +257,8 @@ class Parts:
     method: nn.Module
     notes: list[str]
     batch_size: int
+    #: the encoder's arguments: the user's over the method's ``encoder_defaults``
+    encoder_args: dict[str, Any] = field(default_factory=dict)
 
 
 def build_parts(
@@ -240,20 +285,22 @@ def build_parts(
     mod.check_method(method)
     data = data or mod.default_data(method)
     kw = data_args or {}
-    train_set = _not_empty(mod.dataset(data, "train", seed=seed, device=device, **kw), data,
-                           "train")
-    test_set = _not_empty(mod.dataset(data, "test", seed=seed, device=device, **kw), data,
-                          "test") if need_test else None
-    enc = mod.encoder(encoder, train_set, **(encoder_args or {}))
+    train_set = _not_empty(mod.dataset(data, "train", seed=seed, device=device, method=method,
+                                       **kw), data, "train")
+    test_set = _not_empty(mod.dataset(data, "test", seed=seed, device=device, method=method,
+                                      **kw), data, "test") if need_test else None
+    encoder_args, enc_notes = method_encoder_args(mod, method, encoder, train_set, encoder_args)
+    enc = mod.encoder(encoder, train_set, **encoder_args)
     if not isinstance(getattr(enc, "out_dim", None), int):
         raise ValueError(f"encoder {type(enc).__name__} has no int out_dim; set it at construction")
     view_gen = build_views(mod, method, train_set, aug, views)
-    batch, notes = fit_batch_size(method, batch_size, len(train_set), mod.name)
+    n_pretrain = len(pretrain_set(train_set))
+    batch, notes = fit_batch_size(method, batch_size, n_pretrain, mod.name)
     scale, preset = scale_preset(mod, method, train_set)
     args = {**preset.get("args", {}), **(method_args or {})}  # the user's arguments win
-    kwargs, more = method_kwargs(method, args, len(train_set), batch, mod.name)
+    kwargs, more = method_kwargs(method, args, n_pretrain, batch, mod.name)
     built = build_method(method, enc, view_gen, mod.name, **kwargs)
     more += _apply_preset(built, method, scale, preset)
     data_notes = [n for ds in (train_set, test_set) for n in getattr(ds, "notes", None) or []]
-    return Parts(mod, train_set, test_set, built, list(dict.fromkeys(data_notes)) + notes + more,
-                 batch)
+    return Parts(mod, train_set, test_set, built,
+                 list(dict.fromkeys(data_notes)) + enc_notes + notes + more, batch, encoder_args)

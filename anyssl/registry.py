@@ -203,3 +203,6 @@ ENCODERS: Registry[Any] = Registry("encoder")
 AUGMENTATIONS: Registry[Any] = Registry("augmentation")
 OBJECTIVES: Registry[Any] = Registry("objective")
 DATASETS: Registry[Any] = Registry("dataset")
+#: frozen-feature evaluation protocols added by plugins (the built-in ones are in
+#: ``anyssl.eval.report``); register with ``anyssl.eval.report.register_protocol``
+EVAL_PROTOCOLS: Registry[Any] = Registry("evaluation protocol")

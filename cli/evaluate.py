@@ -79,9 +79,17 @@ def knn(
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
+    k: Annotated[int | None, typer.Option(
+        min=1, help="Neighbours (default: chosen on the training split from 1..200; 200 is "
+                    "InstDisc's and MoCo's fixed value).")] = None,
+    temperature: Annotated[float | None, typer.Option(
+        help="Vote temperature (> 0; default: chosen with k; 0.07 when "
+                                     "--k is given).")] = None,
 ) -> None:
-    """Weighted kNN (k=200, cosine, temperature 0.07) on frozen features."""
-    _run("knn", checkpoint, (data, data_arg), device, out, seed)
+    """Weighted kNN (cosine) on frozen features; k and the temperature are chosen on the
+    training split unless given (--k 200 --temperature 0.07 is the InstDisc/MoCo protocol)."""
+    opts = {key: v for key, v in (("k", k), ("temperature", temperature)) if v is not None}
+    _run("knn", checkpoint, (data, data_arg), device, out, seed, options={"knn": opts})
 
 
 @app.command("finetune")

@@ -19,3 +19,15 @@ def test_digits_suggests_a_short_run_and_config_records_it(tmp_path: Path) -> No
           method_args={"hidden_dim": 32})
     saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
     assert saved["epochs"] == digits.suggested_epochs
+
+
+def test_a_modality_without_a_data_scale_is_scaled_by_its_size() -> None:
+    """DINO on time series (no ``data_scale``) gets the small-data head (solo-learn's CIFAR
+    4,096 prototypes), not ImageNet's 65,536; a data set past ``SMALL_DATA`` is large."""
+    from anyssl.build import SMALL_DATA, build_parts, size_scale
+
+    parts = build_parts("timeseries", "dino")
+    assert parts.method.head.out_dim == 4096  # type: ignore[union-attr]
+    assert any("dino: the defaults for small data" in n for n in parts.notes)
+    assert size_scale(range(SMALL_DATA - 1)) == "small"  # type: ignore[arg-type]
+    assert size_scale(range(SMALL_DATA)) == "large"  # type: ignore[arg-type]

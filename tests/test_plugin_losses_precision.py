@@ -16,7 +16,7 @@ import anyssl.objectives as objectives
 pytest.importorskip("torch_geometric")
 from anyssl.modalities.graph import grace as grace_module
 from anyssl.modalities.graph import graphcl as graphcl_module
-from anyssl.modalities.timeseries import ts2vec as ts2vec_module
+from anyssl.modalities.timeseries import ts2vec_loss as ts2vec_module
 
 CASES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "graphcl": lambda a, b: graphcl_module.graphcl_loss(a, b, 0.2),

@@ -138,13 +138,15 @@ def embed(
     ``device=None`` runs where the encoder's parameters are; an explicit ``device`` moves the
     encoder there (in place, ``Module.to``). Batches are ``(inputs, labels)`` as collated by
     ``collate``, moved once by ``to_device`` and passed through the dataset's
-    ``eval_transform`` when it has one.
+    ``eval_transform`` when it has one. A dataset whose items are already batches (sampled
+    subgraphs of a large graph) caps ``batch_size`` with its ``eval_batch_size`` attribute.
 
     Shape:
         returns ``N x D`` float32 features and ``N`` int64 labels (numpy).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    batch_size = min(batch_size, int(getattr(dataset, "eval_batch_size", batch_size)))
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("cannot embed an empty dataset")
     if device is None:

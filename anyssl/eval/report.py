@@ -5,7 +5,7 @@ two side by side (the random-init column is the baseline every SSL paper's table
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import numpy as np
@@ -20,6 +20,7 @@ from anyssl.eval.knn import knn_classify
 from anyssl.eval.linear import linear_probe
 from anyssl.eval.svm import svm_cv, svm_split
 from anyssl.modality import move_to_device
+from anyssl.registry import EVAL_PROTOCOLS
 
 #: Protocols on frozen features of the (primary) encoder.
 FEATURE_PROTOCOLS: tuple[str, ...] = ("linear", "knn", "finetune", "svm")
@@ -28,18 +29,34 @@ PAIR_PROTOCOLS: tuple[str, ...] = ("zeroshot", "retrieval")
 PROTOCOLS: tuple[str, ...] = FEATURE_PROTOCOLS + PAIR_PROTOCOLS
 #: metrics that are fractions in [0, 1], shown as percentages (and names starting with these).
 ACCURACY_KEYS = ("top1", "top5", "std", "majority")
-ACCURACY_PREFIXES = ("top", "i2t_", "t2i_", "chance")
+ACCURACY_PREFIXES = ("top", "i2t_", "t2i_", "chance", "micro_f1", "macro_f1")
 Results = dict[str, dict[str, dict[str, float]]]
+
+
+def register_protocol(name: str, fn: Callable[..., dict[str, float]], *,
+                      description: str | None = None) -> None:
+    """Make ``fn`` a frozen-feature protocol that ``--eval-protocol name`` runs (a plugin's,
+    e.g. the graph modality's ``logreg_cv``): ``fn(train_x, train_y, test_x, test_y, *, seed,
+    **options) -> metrics`` (fractions under ``top1`` ...). Names resolve through
+    ``anyssl.registry.EVAL_PROTOCOLS``; a built-in name is refused."""
+    if name in PROTOCOLS:
+        raise ValueError(f"protocol {name!r} is built in; register another name")
+    EVAL_PROTOCOLS.add(name, fn, description=description)
+
+
+def protocol_names() -> tuple[str, ...]:
+    """Every protocol name: the built-in ones, then the registered ones."""
+    return PROTOCOLS + tuple(n for n in EVAL_PROTOCOLS.names() if n not in PROTOCOLS)
 
 
 def check_protocols(protocols: str | Sequence[str]) -> tuple[str, ...]:
     """The protocol names as a tuple; ``ValueError`` naming the valid ones on a bad name."""
     names = (protocols,) if isinstance(protocols, str) else tuple(protocols)
-    bad = [p for p in names if p not in PROTOCOLS]
+    bad = [p for p in names if p not in protocol_names()]
     if bad or not names:
         what = f"unknown evaluation protocol(s) {', '.join(map(repr, bad))}" if bad else (
             "no evaluation protocol given")
-        raise ValueError(f"{what}; valid: {', '.join(PROTOCOLS)}")
+        raise ValueError(f"{what}; valid: {', '.join(protocol_names())}")
     return names
 
 
@@ -69,9 +86,11 @@ def _evaluate_one(
         if p == "linear":
             out[p] = linear_probe(xtr, ytr, xte, yte, **{"device": device, "seed": seed, **opts})
         elif p == "knn":
-            out[p] = knn_classify(xtr, ytr, xte, yte, **{"device": device, **opts})
+            out[p] = knn_classify(xtr, ytr, xte, yte, **{"device": device, "seed": seed, **opts})
         elif p == "svm":
             out[p] = _svm(xtr, ytr, xte, yte, {"seed": seed, **opts})
+        elif p in EVAL_PROTOCOLS:
+            out[p] = EVAL_PROTOCOLS.get(p)(xtr, ytr, xte, yte, **{"seed": seed, **opts})
         else:
             out[p] = finetune(encoder, train_set, test_set, **{
                 "fraction": fraction, "seed": seed, "device": device, "collate": collate,
@@ -99,8 +118,10 @@ def evaluate(
 
     Returns ``{"pretrained": {protocol: metrics}, "random_init": {...}}`` (no ``random_init``
     when ``random_encoder`` is None); metrics hold ``top1`` (and ``top5`` when classes > 5) in
-    [0, 1] plus what each protocol reports (``weight_decay``, ``k``, ``n_labels`` ...).
-    ``options`` passes extra keywords per protocol, e.g. ``{"knn": {"k": 20}, "finetune":
+    [0, 1] plus what each protocol reports (``weight_decay``, ``k``, ``temperature``,
+    ``n_labels``; ``cv_folds`` or ``holdout`` where a hyper-parameter was chosen on the training
+    split). ``options`` passes extra keywords per protocol, e.g. ``{"knn": {"k": 200}}`` (the fixed
+    InstDisc protocol instead of choosing k and T), ``{"finetune":
     {"epochs": 10}}``; ``{"svm": {"folds": 10}}`` runs the cross-validated ``svm_cv`` over
     train + test instead of ``svm_split``. ``device=None``: embedding and fine-tuning follow
     each encoder's device; the linear probe and kNN use CUDA when available.
@@ -112,10 +133,10 @@ def evaluate(
                          "anyssl.eval.pair_protocols.run_pair_protocols or anyssl eval "
                          f"{pair[0]}")
     options = options or {}
-    unknown = [k for k in options if k not in PROTOCOLS]
+    unknown = [k for k in options if k not in protocol_names()]
     if unknown:
         raise ValueError(
-            f"options for unknown protocol(s) {unknown}; valid: {', '.join(PROTOCOLS)}")
+            f"options for unknown protocol(s) {unknown}; valid: {', '.join(protocol_names())}")
     encoders = {"pretrained": encoder, "random_init": random_encoder}
     return {
         key: _evaluate_one(enc, train_set, test_set, names, options, device=device,
@@ -182,5 +203,6 @@ def print_report(results: Results, file: TextIO | None = None) -> None:
         console.file.write(report_text(results) + "\n")
 
 
-__all__ = ["FEATURE_PROTOCOLS", "PAIR_PROTOCOLS", "PROTOCOLS", "check_protocols", "evaluate",
-           "format_report", "print_report", "report_rows", "report_text"]
+__all__ = ["FEATURE_PROTOCOLS", "PAIR_PROTOCOLS", "PROTOCOLS",
+           "check_protocols", "evaluate", "format_report", "print_report", "protocol_names",
+           "register_protocol", "report_rows", "report_text"]

@@ -250,6 +250,11 @@ class Trainer:
     def _run_epoch(self, loader: DataLoader[Any], sampler: EpochSampler) -> None:
         self.epoch, offset = divmod(self.step, self.steps_per_epoch)
         sampler.set_epoch(self.epoch, start=offset * self.global_batch)
+        # a data set that draws per epoch (e.g. sampled subgraphs of a large graph) redraws
+        # from the epoch, so a resumed run draws what an uninterrupted one would
+        set_epoch = getattr(loader.dataset, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.epoch)
         self.method.train()
         for batch in loader:
             self._train_step(batch)

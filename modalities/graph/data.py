@@ -198,11 +198,17 @@ class NodeDataset(Dataset[tuple[Data, Tensor]]):
     the graph with ``node_mask = train_mask``, ``"test"`` with ``test_mask`` (``"val"`` reads as
     ``"test"``, as everywhere in anyssl); the three masks are kept in ``self.masks``.
     ``suggested_epochs=200`` is GRACE's Cora/CiteSeer setting (1,500 for PubMed).
+    Evaluation: the public split runs the linear probe and kNN (DGI's protocol is a logistic
+    regression on the public split); the random split asked for by ``split_mode="random"``
+    runs GRACE's ``logreg_cv`` first (``modalities/graph/protocols.py``: L2-normalized
+    embeddings, C by 5-fold cross-validation, micro/macro-F1), then the same two.
     """
 
     level = "node"
     suggested_encoder = "gcn"
     eval_protocols: tuple[str, ...] = ("linear", "knn")
+    #: the protocols of GRACE's random split (``split_mode="random"``)
+    random_split_protocols: tuple[str, ...] = ("logreg_cv", "linear", "knn")
 
     def __init__(self, data: Any, split: str = "train", *, split_mode: str = "public",
                  split_seed: int = 0, features: str = "auto", max_degree: int | None = 64,
@@ -223,6 +229,13 @@ class NodeDataset(Dataset[tuple[Data, Tensor]]):
             raise GraphDataError(f"graph 0: the {s} mask selects no node; give a non-empty "
                                  f"{s}_mask or use split_mode='random'")
         self.masks: dict[str, Tensor] = masks
+        self.split_mode = split_mode
+        self.notes: list[str] = []
+        if split_mode == "random":  # GRACE's split asked for: GRACE's protocol first
+            self.eval_protocols = self.random_split_protocols
+            self.notes.append(f"graph: GRACE's random 10/10/80 node split (split_seed="
+                              f"{split_seed}), evaluated with logreg_cv first (GRACE's eval.py); "
+                              "-d split_mode=public for the public split")
         self.data = Data(x=xs[0], edge_index=eis[0], y=y, node_mask=masks[s])
         self.label: Tensor = y[masks[s]]
         labelled = bool((y >= 0).any())

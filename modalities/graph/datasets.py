@@ -39,6 +39,7 @@ from anyssl.modalities.graph.pyg_files import (
     stage,
     tu_files,
 )
+from anyssl.modalities.graph.sampling import BATCH_NODES, FANOUT, sampled_dataset
 from anyssl.registry import DATASETS
 
 __all__ = ["PLANETOID_NAMES", "DatasetDownloadError", "RawFolderError", "load_planetoid",
@@ -122,24 +123,31 @@ def load_planetoid(name: str, folders: list[Path]) -> Data:
 
 
 def _node_dataset(data: Data, name: str, split: str, split_mode: str, split_seed: int,
-                  normalize_features: bool, features: str) -> NodeDataset:
+                  normalize_features: bool, features: str, sampling: dict[str, Any]) -> Any:
+    """A node-level data set, as sampled subgraphs when ``sampling`` (``sampler``,
+    ``batch_nodes``, ``fanout``, ``seed``; ``sampling.sampled_dataset``) asks or the graph is
+    large."""
     if normalize_features:
         data = NormalizeFeatures()(data.clone())
-    return NodeDataset(data, split, split_mode=split_mode, split_seed=split_seed,
-                       features=features, suggested_epochs=PLANETOID_EPOCHS.get(name, 200))
+    ds = NodeDataset(data, split, split_mode=split_mode, split_seed=split_seed,
+                     features=features, suggested_epochs=PLANETOID_EPOCHS.get(name, 200))
+    return sampled_dataset(ds, split, **sampling)
 
 
 @DATASETS.register("planetoid", scope="graph")
 def planetoid(name: str = "Cora", split: str = "train", seed: int = 0,
               root: str | Path | None = None, split_mode: str = "public", split_seed: int = 0,
-              normalize_features: bool = True, features: str = "auto") -> NodeDataset:
+              normalize_features: bool = True, features: str = "auto", sampler: str = "auto",
+              batch_nodes: int = BATCH_NODES, fanout: Any = FANOUT) -> Any:
     """A Planetoid citation graph (Cora, CiteSeer, PubMed; Yang et al. 2016), node level.
 
     Raw ``ind.NAME.*`` files are found like ``tu``'s (``root/Cora/raw`` ...). ``split_mode``:
     ``"public"`` = the standard 20-per-class train / 500 val / 1,000 test masks (DGI's
     protocol), ``"random"`` = GRACE's seeded 10/10/80 split (``split_seed``).
     ``normalize_features``: row-normalise the bag-of-words (``T.NormalizeFeatures``), as DGI
-    and GRACE do. ``suggested_epochs``: GRACE's 200 (1,500 for PubMed).
+    and GRACE do. ``suggested_epochs``: GRACE's 200 (1,500 for PubMed). ``sampler``,
+    ``batch_nodes``, ``fanout``: mini-batches of sampled subgraphs (``sampling``; ``auto``:
+    above 50,000 nodes).
     """
     canon = _planetoid_name(name)
     folders = search_folders("planetoid", canon, root)
@@ -147,7 +155,8 @@ def planetoid(name: str = "Cora", split: str = "train", seed: int = 0,
         folders[:0] = search_folders("planetoid", name, root)[:2]
     data = load_planetoid(canon, folders)
     return _node_dataset(data, canon, split, split_mode, split_seed, normalize_features,
-                         features)
+                         features, {"sampler": sampler, "batch_nodes": batch_nodes,
+                                    "fanout": fanout, "seed": seed})
 
 
 # ---- path -----------------------------------------------------------------------------------
@@ -207,12 +216,15 @@ def detect(root: Path, name: str | None = None) -> tuple[str, str, Path]:
 def path(root: str | Path, split: str = "train", seed: int = 0, name: str | None = None,
          split_seed: int = 0, test_fraction: float = 0.1, split_mode: str = "public",
          use_node_attr: bool = False, normalize_features: bool = True,
-         features: str = "auto", max_degree: int | None = 64) -> GraphDataset | NodeDataset:
+         features: str = "auto", max_degree: int | None = 64, sampler: str = "auto",
+         batch_nodes: int = BATCH_NODES, fanout: Any = FANOUT) -> Any:
     """Graphs from disk, detected automatically: a TU root (graph level; ``test_fraction``,
     ``use_node_attr``), a Planetoid root (node level; ``split_mode``, ``normalize_features``
     as in ``planetoid``), or a ``.pt`` file saved with ``torch.save`` holding a list
     of ``Data`` (graph level) or one ``Data`` (node level, its masks or a random split).
-    ``name`` picks one dataset in a folder holding several."""
+    ``name`` picks one dataset in a folder holding several. Node level: ``sampler``,
+    ``batch_nodes``, ``fanout`` as in ``planetoid``."""
+    sampling = {"sampler": sampler, "batch_nodes": batch_nodes, "fanout": fanout, "seed": seed}
     p = Path(str(root).removeprefix("file:")).expanduser()
     if not p.exists():
         raise RawFolderError(f"data path {p} does not exist; give a TU or Planetoid folder or "
@@ -220,8 +232,9 @@ def path(root: str | Path, split: str = "train", seed: int = 0, name: str | None
     if p.is_file():
         obj = load_pt(p)
         if isinstance(obj, Data):
-            return NodeDataset(obj, split, split_mode=split_mode, split_seed=split_seed,
-                               features=features, max_degree=max_degree)
+            return sampled_dataset(NodeDataset(obj, split, split_mode=split_mode,
+                                               split_seed=split_seed, features=features,
+                                               max_degree=max_degree), split, **sampling)
         if not isinstance(obj, (list, tuple, PygDataset)):
             raise GraphDataError(f"{p} holds a {type(obj).__name__}; save a list of Data "
                                  "(graph level) or one Data (node level) with torch.save")
@@ -233,7 +246,7 @@ def path(root: str | Path, split: str = "train", seed: int = 0, name: str | None
     if family == "planetoid":
         data = load_planetoid(key, [raw])
         return _node_dataset(data, key, split, split_mode, split_seed, normalize_features,
-                             features)
+                             features, sampling)
     ds = load_tu(key, [raw], use_node_attr)
     return GraphDataset(ds, split, split_seed=split_seed, test_fraction=test_fraction,
                         features=features, max_degree=max_degree)

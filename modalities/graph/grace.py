@@ -7,6 +7,11 @@ each other's negatives; a data-parallel run would hand every rank the same graph
 pads the one-item data set), and gathering the nodes of the ranks' copies would make a node's
 copies negatives of each other. No one-process batch gives the same loss, so ``training_step``
 raises with a clear message when ``torch.distributed`` runs more than one process.
+
+Past memory: on a sampled subgraph (``sampling.SampledNodes``, ``-d sampler=neighbor``) the
+loss is taken over the item's seed nodes only (``sampling.seed_rows``), their negatives the other
+seeds of both views; the sampled neighbours are context for message passing. ``chunk_size``
+bounds the loss's memory to ``chunk_size x N``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from anyssl import distributed
 from anyssl.methods._common import check_views, encoder_dim
 from anyssl.modalities.graph.encoders import require_level
+from anyssl.modalities.graph.sampling import seed_rows
 from anyssl.objectives import matmul_fp32
 from anyssl.registry import METHODS
 from anyssl.types import Batch, ViewSource
@@ -88,9 +94,10 @@ class GRACE(nn.Module):
 
     One process only (see the module docstring). Each step encodes every node of both views
     (``encoder.nodes``; pre-training uses the whole graph, whatever its ``node_mask``),
-    projects them and applies ``grace_loss``. The encoder must be node-level (``gcn`` is
-    GRACE's). The views must keep every node, so node ``i`` of one view is node ``i`` of the
-    other (GRACE's edge dropping and feature masking do).
+    projects them and applies ``grace_loss``: to every node of a whole graph, to the seed nodes
+    of a sampled subgraph (``seed_mask``, see ``sampling``). The encoder must be node-level
+    (``gcn`` is GRACE's). The views must keep every node, so node ``i`` of one view is node
+    ``i`` of the other (GRACE's edge dropping and feature masking do).
 
     Args:
         encoder: has ``nodes(batch) -> num_nodes x encoder.out_dim``.
@@ -102,7 +109,7 @@ class GRACE(nn.Module):
     """
 
     train_defaults: ClassVar[dict[str, Any]] = {
-        "optimizer": "adamw",  # Adam in the code (its weight decay is L2; AdamW's decoupled)
+        "optimizer": "adam",  # train.py L93-94: Adam, weight decay as L2 on every parameter
         "lr": 5e-4,  # Cora's config, one graph per step
         "lr_scaling": "none",  # Adam at a fixed lr (the reference code scales none)
         "weight_decay": 1e-5,  # Cora config
@@ -129,9 +136,14 @@ class GRACE(nn.Module):
         self.projector = nn.Sequential(nn.Linear(dim, proj_dim), nn.ELU(),
                                        nn.Linear(proj_dim, dim))  # fc1, ELU, fc2
 
-    def project(self, x: Any) -> Tensor:
-        """Projection of every node of one view. Shape: a batch of V nodes -> V x D."""
-        return self.projector(cast(Any, self.encoder).nodes(x))
+    def project(self, x: Any, rows: Tensor | None = None) -> Tensor:
+        """Projection of every node of one view (of the ``rows`` only, a bool mask, when given).
+        Shape: a batch of V nodes -> V x D (rows: its True count x D)."""
+        h = cast(Any, self.encoder).nodes(x)  # V x D
+        if rows is not None and h.shape[0] != rows.shape[0]:
+            raise ValueError(f"GRACE's two views must keep every node; a view has {h.shape[0]} "
+                             f"of {rows.shape[0]} nodes (use edge dropping / feature masking)")
+        return self.projector(h if rows is None else h[rows])
 
     def training_step(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         if distributed.world_size() > 1:
@@ -141,7 +153,8 @@ class GRACE(nn.Module):
                              f"(--devices 1, no torchrun)")
         inputs, _ = batch
         v1, v2 = self.views(inputs)
-        h1, h2 = self.project(v1), self.project(v2)  # V x D each
+        rows = seed_rows(inputs)  # None: a whole graph; the views keep every node in place
+        h1, h2 = self.project(v1, rows), self.project(v2, rows)  # V x D (seeds x D) each
         if h1.shape != h2.shape:
             raise ValueError(f"GRACE's two views must keep every node; got {h1.shape[0]} and "
                              f"{h2.shape[0]} nodes (use edge dropping / feature masking)")

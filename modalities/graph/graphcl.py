@@ -88,10 +88,11 @@ class GraphCL(nn.Module):
 
     ``graphcl_loss`` between the projections of the two views.
 
-    The views come from ``views`` (two pipelines; GraphCL's TU code contrasts the original
-    graph with one augmentation, its paper two augmentations drawn from node dropping, edge
-    perturbation, attribute masking and subgraphs). The encoder must be graph-level
-    (``gin`` is GraphCL's).
+    The views come from ``views`` (two pipelines). The default recipe follows the paper: two
+    augmentations drawn from node dropping, edge perturbation, attribute masking and subgraphs;
+    ``--views recipe:graphcl-tu`` is its unsupervised TU code, the original graph (view 1, the
+    anchors of ``loss_cal(x, x_aug)``) against one augmentation. The encoder must be
+    graph-level (``gin`` is GraphCL's).
 
     Args:
         encoder: maps a graph ``Batch`` to ``num_graphs x encoder.out_dim``.

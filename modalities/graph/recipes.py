@@ -8,6 +8,16 @@
 - node level (``grace`` and every core method on a node-level graph): GRACE's two views (Zhu et
   al. 2020, sec. 3.2; their Cora configuration): edge dropping 0.2 / 0.4 and feature masking
   0.3 / 0.4.
+- ``graphcl-tu`` (``--views recipe:graphcl-tu``): GraphCL's unsupervised TU setting
+  (``Shen-Lab/GraphCL``, ``unsupervised_TU/gsimclr.py`` lines 203-245: ``loss_cal(x, x_aug)``
+  contrasts the *unaugmented* graph ``data`` with one augmented copy ``data_aug``), its
+  ``random4`` draw (``aug.py`` lines 273-285) of node dropping, edge perturbation, attribute
+  masking (N(0.5, 0.5^2) noise, line 403) and a subgraph, where edge perturbation only drops
+  edges (``permute_edges``, lines 330-347: ``idx_add`` is drawn but never used). The code
+  gives every TU set but MUTAG, PTC_MR, DD, PROTEINS, NCI1 and NCI109 (the ones with node
+  labels) a constant feature (``aug.py`` lines 80-94): ``-d features=constant`` on the others.
+  Not the default: two augmented views with degree features scored at or above GraphCL's
+  paper on the TU sets tried (issue 13).
 - ``dino``, ``swav`` (multi-crop, Caron et al. 2020, sec. 3.2; 2021, sec. 3.1) on graph-level
   data: GraphCL's views as the 2 global ones, plus 6 local views: a connected random subgraph
   keeping a share ``size`` = 0.2 of each graph's nodes (GraphCL's subgraph size), with 10% of
@@ -19,12 +29,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from anyssl.modalities.graph.infograph import RawViews
 from anyssl.multicrop import MultiCrop
 
-__all__ = ["GRACE_VIEWS", "GRAPHCL_VIEW", "LOCAL_SIZE", "graph_recipe", "local_view"]
+__all__ = ["GRACE_VIEWS", "GRAPHCL_TU_VIEWS", "GRAPHCL_VIEW", "LOCAL_SIZE", "NAMED_RECIPES",
+           "graph_recipe", "local_view"]
 
 GRAPHCL_VIEW = ("node_drop(ratio=0.1) | edge_perturb(ratio=0.1) | attr_mask(ratio=0.1) | "
                 "subgraph(ratio=0.2)")
+#: GraphCL's unsupervised TU code: the graph itself, then one ``random4`` augmentation whose
+#: edge perturbation only drops edges (see the module docstring).
+GRAPHCL_TU_VIEWS = ("identity",
+                    "node_drop(ratio=0.1) | edge_perturb(ratio=0.1,add=false) | "
+                    "attr_mask(ratio=0.1) | subgraph(ratio=0.2)")
+#: Recipes named by ``--views recipe:NAME`` that are not a method's default.
+NAMED_RECIPES: dict[str, tuple[str, ...]] = {"graphcltu": GRAPHCL_TU_VIEWS}
 GRACE_VIEWS = ("edge_drop(ratio=0.2), feature_mask(ratio=0.3)",
                "edge_drop(ratio=0.4), feature_mask(ratio=0.4)")
 #: The share of each graph's nodes a local view keeps (GraphCL's subgraph ratio).
@@ -44,11 +63,19 @@ def local_view(size: Any) -> str:
     return f"subgraph(ratio={share:g}), attr_mask(ratio=0.1)"
 
 
-def graph_recipe(method: str, dataset: Any) -> list[str] | MultiCrop:
+def graph_recipe(method: str, dataset: Any) -> Any:
     """Two view specs: GRACE's pair for node-level data (or ``grace``), else GraphCL's; a
-    ``MultiCrop`` for ``dino`` and ``swav``."""
+    ``MultiCrop`` for ``dino`` and ``swav``; the unaugmented graph (``RawViews``) for
+    ``infograph`` and ``dgi``; a named recipe (``graphcl-tu``) by its name."""
     node_level = getattr(dataset, "level", "graph") == "node"
     key = method.lower().replace("-", "").replace("_", "")
+    if key in ("infograph", "dgi"):  # both contrast the raw graph with itself / a corruption
+        return RawViews()
+    if key in NAMED_RECIPES:
+        if node_level:
+            raise ValueError(f"recipe {method!r} is for graph-level data (GraphCL's TU "
+                             "setting); node-level data takes GRACE's views (the default)")
+        return list(NAMED_RECIPES[key])
     if key in ("dino", "swav"):
         if node_level:
             return MultiCrop(GRACE_VIEWS, modality="graph", no_local=NO_LOCAL)

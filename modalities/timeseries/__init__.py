@@ -3,7 +3,9 @@
 A batch is one float tensor ``N x C x T`` with ``NaN`` for missing values and right padding
 (``series.py``). Importing this package registers, with ``scope="timeseries"``: the datasets
 ``gunpoint`` (default, shipped), ``path`` (``--data DIR_OR_FILE``) and ``ucr``
-(``--data ucr:ArrowHead``); the native augmentations (``jitter``, ``scale``, ``magnitude_warp``,
+(``--data ucr:ArrowHead``), normalized as TS2Vec's loaders do (``-d normalize=``, see
+``normalize.py``; long training series cut into sections, ``sections.py``); the native
+augmentations (``jitter``, ``scale``, ``magnitude_warp``,
 ``time_warp``, ``window_slice``, ``permute``, ``time_mask``, ``channel_dropout``, ``crop`` ...)
 and the tsaug wrappers (``tsaug_*``); the encoders ``dilated_conv`` (TS2Vec's, default),
 ``resnet1d`` and ``transformer``; the method ``ts2vec``; and the ``timeseries`` Modality, which

@@ -61,6 +61,9 @@ class OverlapCrops:
         min_length: shortest overlap; TS2Vec uses ``2 ** (temporal_unit + 1)`` = 2.
         mask_p: probability that a time step is masked (TS2Vec: binomial with p = 0.5);
             0 turns timestamp masking off.
+        max_length: a batch longer than this is first cut to one random window of this many
+            steps (TS2Vec's ``fit``, ts2vec.py L109-111, ``max_train_length``, 3000 by
+            default; its sections are 1-2x that long); ``None`` keeps whole batches.
 
     Series are cropped on the padded time line, as in TS2Vec; windows that reach into a
     shorter series' padding hold ``NaN`` there, which the encoder and the loss mask out.
@@ -68,9 +71,14 @@ class OverlapCrops:
 
     n_views = 2
 
-    def __init__(self, min_length: int = 2, mask_p: float = 0.5) -> None:
+    def __init__(self, min_length: int = 2, mask_p: float = 0.5,
+                 max_length: int | None = None) -> None:
         if min_length < 1:
             raise ValueError(f"min_length must be >= 1, got {min_length}")
+        if max_length is not None and max_length < min_length:
+            raise ValueError(f"max_length must be >= min_length ({min_length}) or None, got "
+                             f"{max_length}")
+        self.max_length = max_length
         if not 0.0 <= mask_p < 1.0:
             raise ValueError(f"mask_p must be in [0, 1), got {mask_p}")
         self.min_length, self.mask_p = min_length, mask_p
@@ -97,6 +105,9 @@ class OverlapCrops:
             raise ValueError(f"series of {t} steps are shorter than the crop length "
                              f"{self.min_length}; lower min_length or use longer series")
         cpu, dev = self._generators(x.device)
+        if self.max_length is not None and t > self.max_length:
+            offset = _randint(0, t - self.max_length + 1, cpu)  # TS2Vec's window_offset
+            x, t = x[..., offset:offset + self.max_length], self.max_length
         crop_l = _randint(self.min_length, t + 1, cpu)  # overlap length (TS2Vec's crop_l)
         left = _randint(0, t - crop_l + 1, cpu)  # overlap [left, right)
         right = left + crop_l
@@ -115,4 +126,5 @@ class OverlapCrops:
         return torch.rand(shape, generator=generator, device=x.device) >= self.mask_p
 
     def __repr__(self) -> str:
-        return f"OverlapCrops(min_length={self.min_length}, mask_p={self.mask_p})"
+        return (f"OverlapCrops(min_length={self.min_length}, mask_p={self.mask_p}, "
+                f"max_length={self.max_length})")

@@ -1,6 +1,8 @@
 """Time-series datasets: ``SeriesDataset`` (series held in memory) and the registered factories
 ``gunpoint`` (shipped; the default), ``path`` (files on disk) and ``ucr`` (a UCR/UEA archive
-name, read from disk or downloaded once).
+name, read from disk or downloaded once: ``ucr_files.py``). Normalization follows TS2Vec's
+loaders by default (``normalize.py``); the training split carries TS2Vec's pre-training
+sections of long or variable-length series (``sections.py``) as ``pretrain_set``.
 
 Every factory is called as ``f(split="train"|"test", seed=0, **kw)`` and returns a map-style
 dataset of ``(float32 C x T tensor, int label)``, NaN-padded to one length ``T`` shared by both
@@ -12,12 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import shutil
-import tempfile
-import urllib.request
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,86 +34,86 @@ from anyssl.modalities.timeseries.io import (
     read_train_test,
 )
 from anyssl.modalities.timeseries.io_text import read_tsv
+from anyssl.modalities.timeseries.normalize import (
+    NORMALIZE_CHOICES,
+    apply_stats,
+    fit_stats,
+    resolve_normalize,
+    ts2vec_mode,
+    znormalize,
+)
+from anyssl.modalities.timeseries.sections import MAX_TRAIN_LENGTH, training_sections
+from anyssl.modalities.timeseries.ucr_files import (
+    UCR_URL,
+    DatasetDownloadError,
+    download_ucr,
+    find_ucr,
+    ucr_cache_dir,
+)
 from anyssl.registry import DATASETS
 from anyssl.splits import check_split, split_indices
 
 __all__ = [
-    "DATA_DIR", "NORMALIZE_CHOICES", "UCR_URL", "DatasetDownloadError", "SeriesDataset",
-    "check_split", "download_ucr", "find_ucr", "from_splits", "gunpoint", "path",
-    "resolve_normalize", "split_indices", "ts2vec_epochs", "ucr", "ucr_cache_dir", "znormalize",
+    "DATA_DIR", "MAX_TRAIN_LENGTH", "NORMALIZE_CHOICES", "UCR_URL", "DatasetDownloadError",
+    "SeriesDataset", "check_split", "choose_normalize", "download_ucr", "find_ucr",
+    "from_splits", "gunpoint", "path", "resolve_normalize", "split_indices", "ts2vec_epochs",
+    "ucr", "ucr_cache_dir", "znormalize",
 ]
 
 log = logging.getLogger(__name__)
 DATA_DIR = Path(__file__).parent / "data"
-NORMALIZE_CHOICES = ("zscore", "none")
-#: aeon's download address of the UCR/UEA archives (one zip per dataset).
-UCR_URL = "https://timeseriesclassification.com/aeon-toolkit/{name}.zip"
-
-
-class DatasetDownloadError(ValueError):
-    """A dataset that is neither on disk nor downloadable (no network, unknown name)."""
 
 
 # ---- pure helpers ---------------------------------------------------------------------------
-def resolve_normalize(normalize: str | bool) -> str:
-    """``"zscore"`` or ``"none"`` (True / False map to them); anything else raises."""
-    if isinstance(normalize, bool):
-        return "zscore" if normalize else "none"
-    if normalize not in NORMALIZE_CHOICES:
-        raise ValueError(f"unknown normalize {normalize!r}; choose one of: "
-                         f"{', '.join(NORMALIZE_CHOICES)} (or True / False)")
-    return normalize
-
-
-def znormalize(x: Tensor, chunk: int = 4096) -> Tensor:
-    """Z-normalize each series and channel over its observed values (the UCR convention; mean
-    and population std, NaN ignored and kept in place). A constant channel (std at most 1e-6
-    of its largest magnitude) becomes 0, not NaN. Computed in float64, ``chunk`` series at once.
-
-    Shape: ``N x C x T`` -> ``N x C x T`` (same dtype).
-    """
-    return torch.cat([_znormalize(part) for part in x.split(chunk)]) if len(x) else x.clone()
-
-
-def _znormalize(x: Tensor) -> Tensor:
-    x64 = x.double()
-    obs = ~torch.isnan(x64)  # N x C x T
-    n = obs.sum(-1, keepdim=True).clamp_min(1)  # N x C x 1
-    mean = torch.where(obs, x64, 0.0).sum(-1, keepdim=True) / n
-    centered = torch.where(obs, x64 - mean, 0.0)
-    std = (centered.square().sum(-1, keepdim=True) / n).sqrt()  # N x C x 1
-    scale = torch.where(obs, x64.abs(), 0.0).amax(-1, keepdim=True)
-    const = std <= 1e-6 * scale
-    z = torch.where(const, 0.0, centered / torch.where(const, 1.0, std))
-    return torch.where(obs, z, torch.nan).to(x.dtype)
-
-
-def ts2vec_epochs(n: int, channels: int, length: int, batch_size: int = 8) -> int:
-    """TS2Vec's training budget (Yue et al. 2022, train.py: 200 iterations when the data holds
-    at most 100,000 values, else 600, at batch size 8) in epochs of ``max(1, n // 8)`` steps."""
+def ts2vec_epochs(n: int, channels: int, length: int, batch_size: int = 8,
+                  n_train: int | None = None) -> int:
+    """TS2Vec's training budget (Yue et al. 2022, ts2vec.py line 75: 200 iterations when the
+    data holds at most 100,000 values, else 600, at batch size 8) in epochs of
+    ``max(1, n_train // 8)`` steps; ``n_train`` (default ``n``) counts the series pre-training
+    sees after ``training_sections`` (the budget is counted before the split, as in ``fit``)."""
     iters = 200 if n * channels * length <= 100_000 else 600
-    return math.ceil(iters / max(1, n // batch_size))
+    return math.ceil(iters / max(1, (n if n_train is None else n_train) // batch_size))
+
+
+def choose_normalize(normalize: str | bool | None, name: str | None,
+                     channels: int) -> tuple[str, str]:
+    """The mode to use and the note saying why: ``auto`` takes TS2Vec's choice for ``name``
+    and ``channels`` (``normalize.ts2vec_mode``); any other mode is used as asked."""
+    asked = resolve_normalize(normalize)
+    auto, why = ts2vec_mode(name, channels)
+    if asked == "auto":
+        return auto, f"normalize={auto} (default, as TS2Vec): {why}"
+    return asked, f"normalize={asked} (asked with -d normalize; TS2Vec would use {auto})"
 
 
 # ---- the dataset ----------------------------------------------------------------------------
 class SeriesDataset(Dataset[tuple[Tensor, int]]):
     """Series held in memory as one float32 tensor, normalized once at construction.
 
-    ``normalize``: ``"zscore"`` (per series and channel, see ``znormalize``) or ``"none"``.
-    ``suggested_epochs`` follows TS2Vec's budget (``ts2vec_epochs``).
+    ``normalize`` (see ``normalize.py``): ``"none"`` (default), ``"series"`` (``"zscore"``,
+    per series and channel), ``"global"`` or ``"channel"`` with ``stats`` from the training
+    split (fitted on ``X`` itself when not given), or ``"auto"`` (TS2Vec's choice by channel
+    count). ``suggested_epochs`` follows TS2Vec's budget (``ts2vec_epochs``).
+    ``pretrain_set``: what pre-training should iterate instead of this set (TS2Vec's sections,
+    see ``set_pretraining``); None means this set itself. ``notes`` are printed at run start.
 
     Shape:
         X: ``N x C x T`` (NaN = missing / padding); items are ``(C x T float32, int label)``.
     """
 
     def __init__(self, X: np.ndarray | Tensor, y: Sequence[int] | np.ndarray | None = None,
-                 classes: Sequence[str] | None = None, normalize: str | bool = "zscore") -> None:
+                 classes: Sequence[str] | None = None, normalize: str | bool = "none",
+                 stats: tuple[Tensor, Tensor] | None = None) -> None:
         x = torch.as_tensor(X, dtype=torch.float32)
         if x.dim() != 3 or x.shape[0] == 0:
             raise ValueError(f"X must be a non-empty N x C x T array, got shape {tuple(x.shape)}")
-        self.normalize = resolve_normalize(normalize)
-        self.series = znormalize(x) if self.normalize == "zscore" else x
         n, c, t = x.shape
+        mode = resolve_normalize(normalize)
+        self.normalize = ts2vec_mode(None, c)[0] if mode == "auto" else mode
+        self.stats = stats if stats is not None or self.normalize not in ("global", "channel") \
+            else fit_stats(x, self.normalize)
+        self.series = (znormalize(x) if self.normalize == "series" else
+                       apply_stats(x, self.stats) if self.stats is not None else x)
         self.targets: list[int] = [-1] * n if y is None else [int(v) for v in y]
         if len(self.targets) != n:
             raise ValueError(f"{n} series but {len(self.targets)} labels")
@@ -128,6 +125,8 @@ class SeriesDataset(Dataset[tuple[Tensor, int]]):
         self.num_classes: int | None = k if labelled else None
         self.encoder_kwargs = {"in_channels": int(c), "length": int(t)}
         self.suggested_epochs: int | None = ts2vec_epochs(n, c, t)
+        self.pretrain_set: SeriesDataset | None = None
+        self.notes: list[str] = []
 
     def __len__(self) -> int:
         return int(self.series.shape[0])
@@ -136,56 +135,101 @@ class SeriesDataset(Dataset[tuple[Tensor, int]]):
         return self.series[index], self.targets[index]
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> SeriesDataset:
-        """The series at ``indices`` (same classes; not normalized again)."""
+        """The series at ``indices`` (same classes and notes; not normalized again)."""
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         out = SeriesDataset(self.series[idx], [self.targets[int(i)] for i in idx], self.classes,
                             normalize="none")
-        out.normalize = self.normalize
+        out.normalize, out.stats, out.notes = self.normalize, self.stats, list(self.notes)
         return out
+
+    def set_pretraining(self, max_train_length: int | None = MAX_TRAIN_LENGTH) -> None:
+        """Give this (training) split TS2Vec's pre-training view: ``pretrain_set`` holds
+        ``sections.training_sections`` of the series (unlabeled) when that changes them, and
+        ``suggested_epochs`` counts steps over it. Evaluation still reads the whole series."""
+        n, c, t = self.series.shape
+        self.max_train_length = max_train_length  # TS2Vec's batch window (the views read it)
+        cut = training_sections(self.series, max_train_length)
+        if cut is self.series:
+            self.pretrain_set = None
+            return
+        pre = SeriesDataset(cut, None, None, normalize="none")
+        pre.normalize, pre.stats = self.normalize, self.stats
+        pre.encoder_kwargs = dict(self.encoder_kwargs)  # the encoder is built for whole series
+        pre.suggested_epochs = self.suggested_epochs = ts2vec_epochs(n, c, t, n_train=len(pre))
+        self.pretrain_set = pre
+        self.notes.append(f"pre-training on {len(pre)} series of {cut.shape[-1]} steps "
+                          f"(TS2Vec's sections, max_train_length={max_train_length}, centred "
+                          "when lengths vary); evaluation encodes the whole series")
 
 
 def from_splits(train: SeriesArrays, test: SeriesArrays, split: str,
-                normalize: str | bool = "zscore") -> SeriesDataset:
-    """The ``split`` of a TRAIN/TEST pair, with one class list and one length for both."""
+                normalize: str | bool | None = "auto", name: str | None = None,
+                max_train_length: int | None = MAX_TRAIN_LENGTH) -> SeriesDataset:
+    """The ``split`` of a TRAIN/TEST pair, with one class list and one length for both.
+
+    ``normalize`` (``choose_normalize``; ``auto`` decides by ``name`` and channel count):
+    ``global`` / ``channel`` statistics come from the training split only and are applied to
+    both. The training split gets TS2Vec's pre-training sections (``set_pretraining``).
+    """
     s = check_split(split)
     train, test = align_splits(train, test)
+    mode, note = choose_normalize(normalize, name, int(train.X.shape[1]))
+    stats = fit_stats(torch.as_tensor(train.X), mode) if mode in ("global", "channel") else None
     arrays = train if s == "train" else test
     if arrays.targets is not None:
         log.warning("%s holds regression targets; they are ignored (series unlabeled)",
                     arrays.source)
-    if train.labels is None or test.labels is None:
-        return SeriesDataset(arrays.X, None, None, normalize)
-    y_train, y_test, classes = encode_labels(train.labels, test.labels,
-                                             (train.source, test.source))
-    return SeriesDataset(arrays.X, y_train if s == "train" else y_test, classes, normalize)
+    y, classes = None, None
+    if train.labels is not None and test.labels is not None:
+        y_train, y_test, classes = encode_labels(train.labels, test.labels,
+                                                 (train.source, test.source))
+        y = y_train if s == "train" else y_test
+    ds = SeriesDataset(arrays.X, y, classes, mode, stats)
+    ds.notes.append(note)
+    if s == "train":
+        ds.set_pretraining(max_train_length)
+    return ds
 
 
 # ---- registered factories -------------------------------------------------------------------
+def _set_name(source: str) -> str | None:
+    """``NAME`` of a ``NAME_TRAIN.*`` file (a UCR/UEA set's name), else None."""
+    stem = Path(source).stem
+    return stem[: -len("_TRAIN")] if stem.upper().endswith("_TRAIN") else None
+
+
 @DATASETS.register("gunpoint", scope="timeseries")
-def gunpoint(split: str = "train", seed: int = 0,
-             normalize: str | bool = "zscore") -> SeriesDataset:
+def gunpoint(split: str = "train", seed: int = 0, normalize: str | bool | None = "auto",
+             max_train_length: int | None = MAX_TRAIN_LENGTH) -> SeriesDataset:
     """GunPoint (shipped): 50 train / 150 test univariate series of length 150, 2 classes.
 
-    Ratanamahatana & Keogh 2005, from the UCR archive (Dau et al. 2018); the archive's split.
+    Ratanamahatana & Keogh 2005, from the UCR archive (Dau et al. 2018); the archive's split,
+    kept as released by default (TS2Vec does not renormalize it).
     """
     return from_splits(read_tsv(DATA_DIR / "GunPoint_TRAIN.tsv"),
-                       read_tsv(DATA_DIR / "GunPoint_TEST.tsv"), split, normalize)
+                       read_tsv(DATA_DIR / "GunPoint_TEST.tsv"), split, normalize, "GunPoint",
+                       max_train_length)
 
 
 @DATASETS.register("path", scope="timeseries")
 def path(root: str | Path, split: str = "train", seed: int = 0,
-         normalize: str | bool = "zscore", test_fraction: float = 0.2, split_seed: int = 0,
-         label_column: str | int | None = "auto", max_length: int = MAX_LENGTH) -> SeriesDataset:
+         normalize: str | bool | None = "auto", test_fraction: float = 0.2,
+         split_seed: int = 0, label_column: str | int | None = "auto",
+         max_length: int = MAX_LENGTH,
+         max_train_length: int | None = MAX_TRAIN_LENGTH) -> SeriesDataset:
     """Series from disk: a folder with NAME_TRAIN / NAME_TEST files, or one series file.
 
     A folder holds ``NAME_TRAIN`` / ``NAME_TEST`` ``.ts`` or ``.tsv`` files (also
     ``train.npz``-style names or ``X_train.npy``); a file is ``.ts .tsv .txt .csv .npy .npz``.
+    ``auto`` normalization decides by NAME as for ``ucr``; data without a UCR-style name get
+    ``global`` (univariate) or ``channel`` statistics of the training split.
 
     One file has no test split, so it is split: a stratified ``test_fraction`` of each class
     goes to test, seeded by ``split_seed`` (fixed, not the training ``seed``, so train and test
     never overlap and every run evaluates on the same series), as the image ``path`` dataset
     does. ``label_column`` picks the CSV label column (see ``read_csv``). A series longer than
-    ``max_length`` steps is refused (see ``io``).
+    ``max_length`` steps is refused (see ``io``). ``normalize`` and ``max_train_length``: as
+    in ``from_splits``.
     """
     s = check_split(split)
     p = Path(str(root).removeprefix("file:")).expanduser()
@@ -195,94 +239,28 @@ def path(root: str | Path, split: str = "train", seed: int = 0,
                               "NAME_TEST.ts")
     if p.is_dir():
         train, test = read_train_test(p, max_length)
-        return from_splits(train, test, s, normalize)
+        return from_splits(train, test, s, normalize, _set_name(train.source), max_train_length)
     extra = {"label_column": label_column} if p.suffix.lower() == ".csv" else {}
     arrays = read_series(p, max_length=max_length, **extra)
-    y, classes = None, None
+    y = [-1] * len(arrays.X)
     if arrays.labels is not None:
-        y, _, classes = encode_labels(arrays.labels, (), (str(p), str(p)))
-    full = SeriesDataset(arrays.X, y, classes, normalize)
-    train_idx, test_idx = split_indices(full.targets, test_fraction, split_seed)
+        y = list(encode_labels(arrays.labels, (), (str(p), str(p)))[0])
+    train_idx, test_idx = split_indices(y, test_fraction, split_seed)
     if len(test_idx) == 0 or len(train_idx) == 0:
-        raise SeriesFileError(f"{p}: {len(full)} series are too few to split into train and "
+        raise SeriesFileError(f"{p}: {len(y)} series are too few to split into train and "
                               "test; give a folder with NAME_TRAIN and NAME_TEST files")
-    return full.subset(train_idx if s == "train" else test_idx)
 
+    def part(idx: np.ndarray) -> SeriesArrays:
+        labels = None if arrays.labels is None else [arrays.labels[int(i)] for i in idx]
+        return SeriesArrays(arrays.X[idx], labels, str(p))
 
-def ucr_cache_dir() -> Path:
-    """Where downloads go: ``$ANYSSL_DATA/ucr`` when set, else ``~/.cache/anyssl/ucr``."""
-    env = os.environ.get("ANYSSL_DATA")
-    return Path(env).expanduser() / "ucr" if env else Path.home() / ".cache" / "anyssl" / "ucr"
-
-
-def _ucr_files(folder: Path, name: str) -> tuple[Path, Path] | None:
-    """``NAME_TRAIN`` and ``NAME_TEST`` in ``folder`` (``.ts`` preferred over ``.tsv``)."""
-    found = [next((f for ext in (".ts", ".tsv")
-                   if (f := folder / f"{name}_{tag}{ext}").is_file()), None)
-             for tag in ("TRAIN", "TEST")]
-    return (found[0], found[1]) if found[0] and found[1] else None
-
-
-def find_ucr(name: str, root: str | Path | None = None) -> tuple[Path, Path] | None:
-    """The TRAIN/TEST files of ``name`` in ``root`` (or ``root/NAME``), then
-    ``$ANYSSL_DATA/ucr/NAME``, then ``~/.cache/anyssl/ucr/NAME``; None when absent."""
-    folders: list[Path] = []
-    if root is not None:
-        r = Path(root).expanduser()
-        folders += [r / name, r]
-    if os.environ.get("ANYSSL_DATA"):
-        folders.append(Path(os.environ["ANYSSL_DATA"]).expanduser() / "ucr" / name)
-    folders.append(Path.home() / ".cache" / "anyssl" / "ucr" / name)
-    return next((files for d in folders if (files := _ucr_files(d, name))), None)
-
-
-def download_ucr(name: str, cache: Path | None = None) -> tuple[Path, Path]:
-    """Download aeon's zip of ``name`` (``UCR_URL``) and extract it to ``cache/NAME``
-    atomically (into a temporary folder, then renamed). Returns its TRAIN/TEST files."""
-    cache = ucr_cache_dir() if cache is None else cache
-    final, url = cache / name, UCR_URL.format(name=name)
-    hint = (f"point at local files: --data /path/to/{name} (a folder with {name}_TRAIN.ts and "
-            f"{name}_TEST.ts) or put that folder at {final}")
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache))
-    except OSError as err:
-        raise DatasetDownloadError(f"cannot write to {cache} ({err}); {hint}") from None
-    try:
-        archive, out = tmp / f"{name}.zip", tmp / "extracted"
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp, open(archive, "wb") as f:
-                shutil.copyfileobj(resp, f)
-        except OSError as err:  # URLError, HTTPError and timeouts are OSErrors
-            reason = str(getattr(err, "reason", err)).replace("\n", " ")
-            raise DatasetDownloadError(f"could not download UCR/UEA dataset {name!r} from "
-                                       f"{url} ({reason}); {hint}") from None
-        try:
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(out)
-        except (zipfile.BadZipFile, OSError) as err:
-            raise DatasetDownloadError(f"{url} is not a readable zip ({err}); {hint}") from None
-        found = next((d for d in [out, *sorted(out.rglob("*"))]
-                      if d.is_dir() and _ucr_files(d, name)), None)
-        if found is None:
-            raise DatasetDownloadError(f"{url} holds no {name}_TRAIN.ts and {name}_TEST.ts; "
-                                       f"{hint}")
-        try:
-            os.replace(found, final)
-        except OSError:
-            if _ucr_files(final, name) is None:  # not just a concurrent download that won
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    files = _ucr_files(final, name)
-    if files is None:
-        raise DatasetDownloadError(f"{final} holds no {name}_TRAIN/_TEST files; {hint}")
-    return files
+    return from_splits(part(train_idx), part(test_idx), s, normalize, None, max_train_length)
 
 
 @DATASETS.register("ucr", scope="timeseries")
 def ucr(name: str, split: str = "train", seed: int = 0, root: str | Path | None = None,
-        normalize: str | bool = "zscore", max_length: int = MAX_LENGTH) -> SeriesDataset:
+        normalize: str | bool | None = "auto", max_length: int = MAX_LENGTH,
+        max_train_length: int | None = MAX_TRAIN_LENGTH) -> SeriesDataset:
     """A UCR/UEA archive dataset by name (ucr:ArrowHead), read from disk or downloaded once.
 
     The UCR (Dau et al. 2018) and UEA (Bagnall et al. 2018) archives: read from ``root`` (or
@@ -294,4 +272,6 @@ def ucr(name: str, split: str = "train", seed: int = 0, root: str | Path | None 
         raise ValueError(f"bad UCR/UEA dataset name {name!r}; give a name like ArrowHead")
     files = find_ucr(name, root) or download_ucr(name)
     return from_splits(read_series(files[0], max_length=max_length),
-                       read_series(files[1], max_length=max_length), s, normalize)
+                       read_series(files[1], max_length=max_length), s, normalize, name,
+                       max_train_length)
+

@@ -54,7 +54,8 @@ def timeseries_recipe(method: str, dataset: Any) -> Any:
     """
     key = method.lower().replace("-", "").replace("_", "")
     if key == "ts2vec":
-        return OverlapCrops(min_length=2, mask_p=0.5)
+        return OverlapCrops(min_length=2, mask_p=0.5,
+                            max_length=getattr(dataset, "max_train_length", None))
     if key == "tstcc":
         return [TSTCC_WEAK, TSTCC_STRONG]
     if key in ("dino", "swav"):

@@ -27,6 +27,24 @@ def test_eval_protocols_report_pretrained_and_random(trained_run: Path, tmp_path
         assert json.loads(out.read_text()) == report
 
 
+def test_eval_knn_fixed_k_and_temperature(trained_run: Path, tmp_path: Path) -> None:
+    """``--k 200 --temperature 0.07`` is InstDisc's fixed protocol; without them both are
+    chosen on the training split and reported; a bad temperature is a one-line error."""
+    fixed, chosen = tmp_path / "fixed.json", tmp_path / "chosen.json"
+    code, text = run_cli("eval", "knn", str(trained_run / "last.pt"), "--k", "200",
+                         "--temperature", "0.07", "--out", str(fixed))
+    assert code == 0, text
+    report = json.loads(fixed.read_text())["pretrained"]["knn"]
+    assert (report["k"], report["temperature"]) == (200, 0.07) and "cv_folds" not in report
+    code, text = run_cli("eval", "knn", str(trained_run / "last.pt"), "--out", str(chosen))
+    assert code == 0, text
+    report = json.loads(chosen.read_text())["pretrained"]["knn"]
+    assert report["k"] in (1, 5, 10, 20, 50, 100, 200) and report["temperature"] > 0
+    assert "cv_folds" in report or "holdout" in report
+    code, text = run_cli("eval", "knn", str(trained_run / "last.pt"), "--temperature", "0")
+    assert code == 2 and "temperature must be > 0" in text and "Traceback" not in text
+
+
 def test_eval_finetune_fraction(trained_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "ft.json"
     code, text = run_cli("eval", "finetune", str(trained_run / "last.pt"), "--fraction", "0.1",

@@ -258,6 +258,16 @@ def test_node_dataset_random_split_is_grace_10_10_80() -> None:
     assert not torch.equal(other["train"], m["train"])
 
 
+def test_node_dataset_random_split_evaluates_with_grace_protocol_first() -> None:
+    """GRACE's split asked for: its protocol (``logreg_cv``) first; the public split and the
+    fallback of a graph without masks keep the linear probe and kNN."""
+    assert NodeDataset(node_graph(), split_mode="random").eval_protocols == (
+        "logreg_cv", "linear", "knn")
+    assert NodeDataset(node_graph(), split_mode="public").eval_protocols == ("linear", "knn")
+    fallback = NodeDataset(node_graph(masks=False), split_mode="public")
+    assert fallback.eval_protocols == ("linear", "knn") and fallback.split_mode == "public"
+
+
 def test_node_dataset_without_masks_falls_back_to_random(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
         ds = NodeDataset(node_graph(masks=False), "train")

@@ -1,4 +1,6 @@
-"""Time-series datasets: SeriesDataset, z-normalization, the gunpoint / path / ucr factories."""
+"""Time-series datasets: SeriesDataset, z-normalization, the gunpoint / path / ucr factories
+(TS2Vec's normalization modes: ``test_ts_normalize.py``; pre-training sections:
+``test_ts_sections.py``)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from anyssl.modalities.timeseries.datasets import (
     znormalize,
 )
 from anyssl.modalities.timeseries.io_text import read_tsv
+from anyssl.modalities.timeseries.normalize import apply_stats, fit_stats
 from anyssl.registry import DATASETS
 
 NAN = float("nan")
@@ -63,7 +66,7 @@ def test_series_dataset_attributes_and_items() -> None:
 
 def test_series_dataset_bad_input() -> None:
     x = np.zeros((2, 1, 3), dtype=np.float32)
-    with pytest.raises(ValueError, match="unknown normalize 'minmax'; choose one of: zscore, none"):
+    with pytest.raises(ValueError, match="unknown normalize 'minmax'; choose one of: auto, "):
         SeriesDataset(x, normalize="minmax")
     with pytest.raises(ValueError, match="N x C x T"):
         SeriesDataset(np.zeros((2, 3)))
@@ -86,7 +89,8 @@ def test_gunpoint_splits_labels_and_normalization() -> None:
     for ds in (train, test):
         assert ds.encoder_kwargs == {"in_channels": 1, "length": 150}
         assert ds.num_classes == 2 and ds.classes == ["1", "2"]
-        x = ds.series
+        assert ds.normalize == "none" and "normalize=none (default, as TS2Vec)" in ds.notes[0]
+        x = gunpoint(split="train" if ds is train else "test", normalize="zscore").series
         assert not torch.isnan(x).any()
         torch.testing.assert_close(x.mean(-1), torch.zeros(len(ds), 1), atol=1e-5, rtol=0)
         torch.testing.assert_close(x.std(-1, unbiased=False), torch.ones(len(ds), 1),
@@ -96,7 +100,8 @@ def test_gunpoint_splits_labels_and_normalization() -> None:
         assert [ds.classes[t] for t in ds.targets] == raw
     assert train.suggested_epochs == math.ceil(200 / 6)
     raw_x = read_tsv(DATA_DIR / "GunPoint_TRAIN.tsv").X
-    assert torch.equal(gunpoint(split="train", normalize="none").series, torch.from_numpy(raw_x))
+    assert torch.equal(train.series, torch.from_numpy(raw_x))  # TS2Vec keeps GunPoint as released
+    assert train.pretrain_set is None  # 150 equal-length steps: pre-training reads them as they are
 
 
 # ---- path -----------------------------------------------------------------------------------
@@ -121,8 +126,10 @@ def test_path_single_file_is_split_stratified_and_fixed(tmp_path: Path) -> None:
     test = tsd.path(root=tmp_path / "all.npz", split="test", seed=7)  # seed does not move it
     assert (len(train), len(test)) == (16, 4) and sorted(test.targets) == [0, 0, 1, 1]
     tr_idx, te_idx = split_indices(list(y), 0.2, 0)
-    full = SeriesDataset(np.ascontiguousarray(x.transpose(0, 2, 1)), y)
-    assert torch.equal(test.series, full.series[te_idx])
+    raw = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).float()
+    assert train.normalize == test.normalize == "channel"  # unnamed multivariate data
+    stats = fit_stats(raw[tr_idx], "channel")  # from the training part only
+    torch.testing.assert_close(test.series, apply_stats(raw[te_idx], stats))
     assert set(tr_idx.tolist()) | set(te_idx.tolist()) == set(range(20))
     assert train.encoder_kwargs == {"in_channels": 2, "length": 6}
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anyssl.modalities.timeseries.encoders import ResNet1d, TSEncoder
+from anyssl.modalities.timeseries.encoders import ResNet1d, TSEncoder, conv_time, time_last
 from anyssl.modalities.timeseries.encoders_transformer import (
     SeriesTransformer,
     sinusoidal_encoding,
@@ -223,6 +223,44 @@ def test_dilated_conv_matches_ts2vec_reference(kernel_size: int) -> None:
             assert out.shape == (3, 33, 12)
             torch.testing.assert_close(out, ref(series.transpose(1, 2), m), atol=1e-6,
                                        rtol=1e-5)
+
+
+@pytest.mark.parametrize("length", [5, 33])  # 5: blocks of dilation >= 8 take the centre tap
+def test_dilated_conv_gradients_match_ts2vec_reference(length: int) -> None:
+    enc = TSEncoder(in_channels=2, hidden_dim=8, out_dim=12, depth=4).eval()
+    ref = RefTSEncoder(2, 12, 8, 4, 3).eval()
+    ref.load_state_dict(enc.state_dict())
+    x = batch(3, 2, length)
+    weight = torch.randn(3, length, 12, generator=torch.Generator().manual_seed(4))
+    (enc.timesteps(x) * weight).sum().backward()
+    (ref(x.transpose(1, 2)) * weight).sum().backward()
+    for (name, p), q in zip(enc.named_parameters(), ref.parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("k,dilation,length", [(3, 1, 9), (3, 4, 9), (3, 8, 9), (3, 16, 9),
+                                               (2, 4, 9), (1, 1, 9), (5, 2, 4), (5, 4, 4)])
+def test_conv_time_is_the_conv1d(k: int, dilation: int, length: int) -> None:
+    """``conv_time`` (channels-last conv2d, or the centre tap alone when the dilation reaches
+    past the series) gives ``Conv1d``'s values and gradients."""
+    torch.manual_seed(0)
+    rf = (k - 1) * dilation + 1
+    conv = nn.Conv1d(4, 6, k, padding=rf // 2 if k > 1 else 0, dilation=dilation)
+    x = torch.randn(2, 4, length, requires_grad=True)
+    xl = time_last(x.detach().transpose(1, 2).contiguous()).requires_grad_(True)
+    out = conv_time(xl, conv)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    want = conv(x)
+    grad = torch.randn(want.shape)
+    torch.testing.assert_close(out.squeeze(2), want, atol=1e-6, rtol=1e-5)
+    (gw,) = torch.autograd.grad(out.squeeze(2), conv.weight, grad, retain_graph=True)
+    (gw_ref,) = torch.autograd.grad(want, conv.weight, grad, retain_graph=True)
+    out.squeeze(2).backward(grad)
+    want.backward(grad)
+    assert xl.grad is not None and x.grad is not None
+    torch.testing.assert_close(xl.grad.squeeze(2), x.grad, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(gw, gw_ref, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("depth", [0, 2])

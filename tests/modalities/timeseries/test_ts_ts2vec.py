@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from anyssl.modalities.timeseries import ts2vec_loss
 from anyssl.modalities.timeseries.crops import AlignedView, OverlapCrops, take_windows
 from anyssl.modalities.timeseries.series import fill, masked_max_pool, valid_steps
 from anyssl.modalities.timeseries.ts2vec import (
@@ -68,6 +69,48 @@ def test_hierarchical_loss_matches_reference(shape: tuple[int, ...], alpha: floa
     z1, z2 = torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)
     ours = hierarchical_contrastive_loss(z1, z2, alpha=alpha, temporal_unit=unit)
     torch.testing.assert_close(ours, ref_hierarchical(z1, z2, alpha, unit), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 50])  # 50: one group per chunk, several chunks
+@pytest.mark.parametrize("shape", [(4, 16, 8), (3, 9, 5), (1, 6, 3)])
+def test_hierarchical_loss_gradients_match_reference(shape: tuple[int, ...], chunk: int,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(ts2vec_loss, "CHUNK_SIMILARITIES", chunk)
+    g = torch.Generator().manual_seed(4)
+    z1, z2 = torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)
+    ours = [z.clone().requires_grad_(True) for z in (z1, z2)]
+    theirs = [z.clone().requires_grad_(True) for z in (z1, z2)]
+    hierarchical_contrastive_loss(*ours).backward()
+    ref_hierarchical(*theirs).backward()
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("holes", ["none", "some", "empty groups"])
+def test_fused_nt_xent_matches_the_row_subset_path(holes: str):
+    """``own=None`` (the fused forward/backward) against ``own=all`` (plain autograd)."""
+    g = torch.Generator().manual_seed(5)
+    a, b = torch.randn(4, 7, 5, generator=g), torch.randn(4, 7, 5, generator=g)
+    valid = torch.rand(4, 7, generator=g) > (0.0 if holes == "none" else 0.4)
+    if holes == "empty groups":
+        valid[1], valid[2] = False, torch.arange(7) == 3  # no item; a single item
+    results = []
+    for own in (None, slice(None)):
+        x, y = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        total, count = grouped_nt_xent(x, y, valid, own)
+        (total * 0.7).backward()
+        results.append((total, count, x.grad, y.grad))
+    for fused, plain in zip(*results, strict=True):
+        torch.testing.assert_close(fused, plain)
+    assert results[0][2] is not None and results[0][2].abs().sum() > 0
+
+
+def test_fused_loss_refuses_a_second_backward():
+    z1 = torch.randn(2, 6, 3, requires_grad=True)
+    loss = hierarchical_contrastive_loss(z1, torch.randn(2, 6, 3))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="inplace"):
+        loss.backward()
 
 
 def test_grouped_nt_xent_is_the_cores_nt_xent_per_group():
@@ -155,11 +198,30 @@ def test_overlap_crops_are_seeded_and_masks_keep_about_half():
     assert OverlapCrops(mask_p=0.0)(x)[0].time_mask is None
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_overlap_crops_cut_long_batches_to_one_window_of_max_length(seed: int):
+    """TS2Vec's ``fit`` cuts a batch longer than ``max_train_length`` to one random window of
+    that length (the same offset for every series) before drawing the crops."""
+    crops = OverlapCrops(max_length=16)
+    crops.manual_seed(seed)
+    x = _ramps(6, 40)
+    series = 1000.0 * torch.arange(6, dtype=torch.float32).view(6, 1, 1)
+    stamps = torch.cat([(v.x - series).flatten() for v in crops(x)])  # every view's time stamps
+    assert stamps.max() - stamps.min() < 16  # both views inside one 16-step window
+    short = OverlapCrops(max_length=64)
+    short.manual_seed(seed)
+    plain = OverlapCrops()
+    plain.manual_seed(seed)
+    assert all(torch.equal(p.x, q.x) for p, q in zip(short(x), plain(x), strict=True))
+
+
 def test_overlap_crops_reject_too_short_series_and_bad_args():
     with pytest.raises(ValueError, match="shorter than the crop length 4"):
         OverlapCrops(min_length=4)(torch.randn(2, 1, 3))
     with pytest.raises(ValueError, match="mask_p"):
         OverlapCrops(mask_p=1.0)
+    with pytest.raises(ValueError, match="max_length must be >= min_length"):
+        OverlapCrops(min_length=4, max_length=3)
     with pytest.raises(ValueError, match="N x C x T"):
         OverlapCrops()(torch.randn(2, 3))
 
