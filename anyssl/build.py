@@ -11,6 +11,11 @@ from typing import Any, cast
 
 from torch import nn
 
+from anyssl.method_defaults import (
+    apply_preset,
+    method_encoder_args,
+    scale_preset,
+)
 from anyssl.modality import Modality, SSLDataset, get_modality
 from anyssl.multicrop import MultiCrop, parse_counts
 from anyssl.registry import METHODS
@@ -164,41 +169,6 @@ def method_kwargs(
     return kwargs, notes
 
 
-#: samples below which a data set of a modality without its own ``data_scale`` is "small":
-#: the CIFAR-sized recipes (50,000 images) rather than ImageNet-1k's (1.28M); every UCR/UEA,
-#: TU and Planetoid set is far below it.
-SMALL_DATA = 200_000
-
-
-def size_scale(dataset: SSLDataset) -> str:
-    """The scale of a data set by its number of samples (``SMALL_DATA``): the fallback of a
-    modality that says nothing, so e.g. DINO on a few thousand captions gets solo-learn's
-    CIFAR head (4,096 prototypes), not ImageNet's 65,536."""
-    return "small" if len(dataset) < SMALL_DATA else "large"
-
-
-def scale_preset(modality: Modality, method: str, dataset: SSLDataset
-                 ) -> tuple[str | None, dict[str, Any]]:
-    """The scale of ``dataset`` (``Modality.data_scale``, else ``size_scale``) and ``method``'s
-    defaults for it (an entry of its ``scale_defaults``: ``train`` and ``args`` overrides and
-    their ``source``), or ``(scale, {})`` when the method has none for that scale."""
-    scale = (modality.data_scale(dataset) if modality.data_scale is not None
-             else size_scale(dataset))
-    presets = getattr(METHODS.get(method, modality.name), "scale_defaults", None) or {}
-    return scale, dict(presets.get(scale, {})) if scale is not None else {}
-
-
-def _apply_preset(built: nn.Module, method: str, scale: str | None,
-                  preset: dict[str, Any]) -> list[str]:
-    """Put a scale preset's train defaults on the built method (an instance attribute over the
-    class's ``train_defaults``, which the trainer reads) and say which recipe it is."""
-    if not preset:
-        return []
-    defaults = dict(getattr(built, "train_defaults", None) or {})
-    built.train_defaults = {**defaults, **preset.get("train", {})}  # type: ignore[assignment]
-    return [f"{method}: the defaults for {scale} data ({preset.get('source', 'its paper')})"]
-
-
 def _has_var_kw(params: Any) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
@@ -218,24 +188,6 @@ def pretrain_set(train_set: SSLDataset) -> SSLDataset:
     split itself; evaluation always reads the split."""
     pre = getattr(train_set, "pretrain_set", None)
     return train_set if pre is None else cast(SSLDataset, pre)
-
-
-def method_encoder_args(mod: Modality, method: str, encoder: Any, dataset: SSLDataset,
-                        encoder_args: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
-    """The encoder's arguments: the method's ``encoder_defaults`` for the encoder the run uses
-    (by name; e.g. DGI's one 512-wide PReLU GCN layer) under the user's ``encoder_args``, and a
-    note naming the defaults taken. An encoder instance gets nothing added."""
-    args = dict(encoder_args or {})
-    defaults = getattr(METHODS.get(method, mod.name), "encoder_defaults", None) or {}
-    if not defaults or not (encoder is None or isinstance(encoder, str)):
-        return args, []
-    name = encoder or getattr(dataset, "suggested_encoder", None) or mod.default_encoder
-    extra = {k: v for k, v in defaults.get(name, {}).items() if k not in args}
-    if not extra:
-        return args, []
-    said = ", ".join(f"{k}={v}" for k, v in extra.items())
-    return {**extra, **args}, [f"{method}: encoder {name} with {said} (the method's recipe; "
-                               "-e KEY=VALUE changes one)"]
 
 
 def _not_empty(dataset: SSLDataset, data: str, split: str) -> SSLDataset:
@@ -300,7 +252,7 @@ def build_parts(
     args = {**preset.get("args", {}), **(method_args or {})}  # the user's arguments win
     kwargs, more = method_kwargs(method, args, n_pretrain, batch, mod.name)
     built = build_method(method, enc, view_gen, mod.name, **kwargs)
-    more += _apply_preset(built, method, scale, preset)
+    more += apply_preset(built, method, scale, preset)
     data_notes = [n for ds in (train_set, test_set) for n in getattr(ds, "notes", None) or []]
     return Parts(mod, train_set, test_set, built,
                  list(dict.fromkeys(data_notes)) + enc_notes + notes + more, batch, encoder_args)

@@ -24,7 +24,8 @@ def test_digits_suggests_a_short_run_and_config_records_it(tmp_path: Path) -> No
 def test_a_modality_without_a_data_scale_is_scaled_by_its_size() -> None:
     """DINO on time series (no ``data_scale``) gets the small-data head (solo-learn's CIFAR
     4,096 prototypes), not ImageNet's 65,536; a data set past ``SMALL_DATA`` is large."""
-    from anyssl.build import SMALL_DATA, build_parts, size_scale
+    from anyssl.build import build_parts
+    from anyssl.method_defaults import SMALL_DATA, size_scale
 
     parts = build_parts("timeseries", "dino")
     assert parts.method.head.out_dim == 4096  # type: ignore[union-attr]
