@@ -121,9 +121,9 @@ def train(
     cfg = _config(config, overrides)
     cfg = _with_accelerator_encoder(cfg)
     parts = _parts(cfg, need_test=cfg.eval or cfg.monitor_every is not None)
-    # the method's encoder defaults join the config, so config.yaml, the checkpoint, the
-    # random-init baseline and later evaluations all build the same encoder
-    cfg = cfg.merged({"encoder_args": parts.encoder_args})
+    # the method's encoder and data defaults join the config, so config.yaml, the checkpoint,
+    # the random-init baseline and later evaluations build the same encoder and splits
+    cfg = cfg.merged({"encoder_args": parts.encoder_args, "data_args": parts.data_args})
     default_protocols, eval_options = parts.modality.evaluation(parts.train_set)
     protocols = cfg.eval_protocols or list(default_protocols)
     cfg = cfg.merged({"batch_size": parts.batch_size, "eval_protocols": protocols})

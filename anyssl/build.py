@@ -211,6 +211,8 @@ class Parts:
     batch_size: int
     #: the encoder's arguments: the user's over the method's ``encoder_defaults``
     encoder_args: dict[str, Any] = field(default_factory=dict)
+    #: the data arguments: the user's over the modality's ``method_data_args``
+    data_args: dict[str, Any] = field(default_factory=dict)
 
 
 def build_parts(
@@ -236,11 +238,11 @@ def build_parts(
     METHODS.get(method, mod.name)  # an unknown name raises, listing the modality's methods
     mod.check_method(method)
     data = data or mod.default_data(method)
-    kw = data_args or {}
-    train_set = _not_empty(mod.dataset(data, "train", seed=seed, device=device, method=method,
-                                       **kw), data, "train")
-    test_set = _not_empty(mod.dataset(data, "test", seed=seed, device=device, method=method,
-                                      **kw), data, "test") if need_test else None
+    kw = {**mod.data_defaults(data, method), **(data_args or {})}  # the user's -d wins
+    train_set = _not_empty(mod.dataset(data, "train", seed=seed, device=device, **kw), data,
+                           "train")
+    test_set = _not_empty(mod.dataset(data, "test", seed=seed, device=device, **kw), data,
+                          "test") if need_test else None
     encoder_args, enc_notes = method_encoder_args(mod, method, encoder, train_set, encoder_args)
     enc = mod.encoder(encoder, train_set, **encoder_args)
     if not isinstance(getattr(enc, "out_dim", None), int):
@@ -255,4 +257,5 @@ def build_parts(
     more += apply_preset(built, method, scale, preset)
     data_notes = [n for ds in (train_set, test_set) for n in getattr(ds, "notes", None) or []]
     return Parts(mod, train_set, test_set, built,
-                 list(dict.fromkeys(data_notes)) + enc_notes + notes + more, batch, encoder_args)
+                 list(dict.fromkeys(data_notes)) + enc_notes + notes + more, batch, encoder_args,
+                 kw)

@@ -72,8 +72,9 @@ class Modality:
         method_datasets: the default dataset of particular methods (a node-level method needs
             a node-level graph); other methods use ``default_dataset``.
         method_data_args: data arguments of a method's protocol, given to every data set
-            that takes them unless the user sets them (``-d``): GRACE's random 10/10/80 node
-            split on Planetoid, ``{"grace": {"split_mode": "random"}}``.
+            that takes them unless the user sets them (``-d``) and recorded in the run's
+            config: GRACE's random 10/10/80 node split on Planetoid,
+            ``{"grace": {"split_mode": "random"}}``.
         data_scale: the scale of a dataset (``"small"``, ``"large"``: images below 64 px are
             small, the CIFAR setting) when it decides a method's defaults: a method's
             ``scale_defaults`` entry for it overrides the method's train defaults and arguments.
@@ -140,27 +141,37 @@ class Modality:
                 f"choose one of: {', '.join(self.methods)}"
             )
 
+    def _factory(self, spec: str | None) -> tuple[tuple[str, str], dict[str, Any]]:
+        """The dataset factory ``--data spec`` names (``(name, scope)``) and the arguments the
+        spec itself gives it (``name=`` of ``family:name``, ``root=`` of a path)."""
+        spec = spec or self.default_dataset
+        family, sep, name = spec.partition(":")
+        if sep and name and family in DATASETS.names(self.name):
+            return (family, self.name), {"name": name}
+        if spec not in DATASETS.names(self.name) and "path" in DATASETS.names(self.name) and (
+                _looks_like_path(spec)):
+            return ("path", self.name), {"root": spec}
+        DATASETS.get(spec, self.name)  # an unknown name raises, listing the valid ones
+        return (spec, self.name), {}
+
+    def data_defaults(self, spec: str | None, method: str) -> dict[str, Any]:
+        """``method``'s ``method_data_args`` that the data set ``spec`` takes (GRACE's random
+        split on Planetoid, nothing on a data set without ``split_mode``)."""
+        wanted = self.method_data_args.get(method, {})
+        if not wanted:
+            return {}
+        params = inspect.signature(DATASETS.get(*self._factory(spec)[0])).parameters
+        return {k: v for k, v in wanted.items() if k in params}
+
     def dataset(self, spec: str | None, split: str, seed: int = 0, *, device: str | None = None,
-                method: str | None = None, **kwargs: Any) -> SSLDataset:
+                **kwargs: Any) -> SSLDataset:
         """Resolve ``--data``: a registered dataset name; ``family:name`` (``ucr:ArrowHead``),
         which calls the registered ``family`` dataset with ``name=...``; or a path the
         modality's ``path`` dataset understands. ``None`` is the default dataset. ``kwargs``
         (``--data-arg``) go to the dataset factory; ``device`` (the run's ``--device``) too when
-        the factory takes one (image folders choose their stored size by it); ``method``'s
-        ``method_data_args`` to a factory that takes them, under ``kwargs``."""
-        spec = spec or self.default_dataset
-        defaults = self.method_data_args.get(method, {}) if method else {}
-        family, sep, name = spec.partition(":")
-        if sep and name and family in DATASETS.names(self.name):
-            return _build_dataset((family, self.name), device, defaults, name=name,
-                                  split=split, seed=seed, **kwargs)
-        if spec not in DATASETS.names(self.name) and "path" in DATASETS.names(self.name) and (
-                _looks_like_path(spec)):
-            return _build_dataset(("path", self.name), device, defaults, root=spec, split=split,
-                                  seed=seed, **kwargs)
-        DATASETS.get(spec, self.name)  # an unknown name raises, listing the valid ones
-        return _build_dataset((spec, self.name), device, defaults, split=split, seed=seed,
-                              **kwargs)
+        the factory takes one (image folders choose their stored size by it)."""
+        key, given = self._factory(spec)
+        return _build_dataset(key, device, **given, split=split, seed=seed, **kwargs)
 
     def encoder(self, spec: Any, dataset: SSLDataset, **kwargs: Any) -> torch.nn.Module:
         """Build an encoder by name (or pass an instance), shaped for ``dataset``; a name
@@ -186,16 +197,13 @@ def _needs_pair(method: str, scope: str) -> bool:
     return bool(getattr(METHODS.get(method, scope), "needs_pair", False))
 
 
-def _build_dataset(key: tuple[str, str], device: str | None = None,
-                   defaults: dict[str, Any] | None = None, **kwargs: Any) -> SSLDataset:
-    """Call the dataset factory ``key = (name, scope)`` (with ``device`` when it takes one, and
-    each of ``defaults`` it names and ``kwargs`` lacks); a keyword it does not take becomes a
-    one-line ``ValueError``."""
+def _build_dataset(key: tuple[str, str], device: str | None = None, **kwargs: Any) -> SSLDataset:
+    """Call the dataset factory ``key = (name, scope)`` (with ``device`` when it takes one); a
+    keyword it does not take becomes a one-line ``ValueError``."""
     name, scope = key
     factory = DATASETS.get(name, scope)
     params = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs = {**{k: v for k, v in (defaults or {}).items() if k in params}, **kwargs}
     if "device" in kwargs:
         raise ValueError("device is the run's --device, not a data argument; drop -d device=")
     if device is not None and "device" in params:

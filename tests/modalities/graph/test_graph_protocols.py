@@ -222,6 +222,7 @@ def test_grace_defaults_to_its_random_split_where_the_data_takes_one(tmp_path: P
     assert grace.train_set.split_mode == "random"
     assert grace.train_set.eval_protocols[0] == "logreg_cv"
     assert any("GRACE's random 10/10/80" in note for note in grace.notes)
+    assert grace.data_args == {"split_mode": "random"}  # what the run's config.yaml records
     public = build_parts("graph", "grace", data=data, data_args={"split_mode": "public"})
     assert public.train_set.split_mode == "public"
     assert torch.equal(public.train_set.data.node_mask, train_mask)
