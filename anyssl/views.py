@@ -22,6 +22,7 @@ from anyssl.types import Augmentation, MaskedAugmentation
 
 __all__ = [
     "Compose",
+    "DeviceSeed",
     "Identity",
     "OneOf",
     "RandomApply",
@@ -190,6 +191,28 @@ class OneOf:
         return " | ".join(repr(a) for a in self.augmentations)
 
 
+class DeviceSeed:
+    """A seed and the generator drawn from it on the batch's device (made at the first call on
+    a device, and again after ``manual_seed``): what a view source draws per-sample randomness
+    from, so runs and resumed runs draw the same views."""
+
+    def __init__(self) -> None:
+        self._seed: int | None = None
+        self._generator: torch.Generator | None = None
+
+    def manual_seed(self, seed: int) -> None:
+        self._seed, self._generator = seed, None
+
+    def generator_for(self, device: torch.device) -> torch.Generator | None:
+        """The seeded generator on ``device`` (None when unseeded: the global RNG)."""
+        if self._seed is None:
+            return None
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(self._seed)
+        return self._generator
+
+
 class ViewGenerator:
     """Makes ``n_views`` views of a batch, view ``i`` through ``pipelines[i]``.
 
@@ -220,23 +243,17 @@ class ViewGenerator:
         self.pipelines = pipes
         self.n_views = len(pipes)
         self.n_global = n_global
-        self._seed: int | None = None
-        self._generator: torch.Generator | None = None
+        self._rng = DeviceSeed()
 
     def manual_seed(self, seed: int) -> None:
         """Seed the view randomness (applied to the device generator at the next call)."""
-        self._seed, self._generator = seed, None
+        self._rng.manual_seed(seed)
 
     def generator_for(self, device: torch.device) -> torch.Generator | None:
         """The seeded generator on ``device`` that the views draw from (None when unseeded: the
         global RNG). A method that needs more per-step randomness (MoCo's key shuffle) draws it
         here, after the views, so that it is seeded with them."""
-        if self._seed is None:
-            return None
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self._seed)
-        return self._generator
+        return self._rng.generator_for(device)
 
     def __call__(self, x: Any) -> list[Any]:
         g = self.generator_for(batch_device(x))

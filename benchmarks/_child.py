@@ -32,3 +32,18 @@ def spawn(cmd: list[str], what: str) -> dict[str, Any]:
 def emit(result: dict[str, Any]) -> None:
     """The child's side: print ``result`` as the ``RESULT`` line ``spawn`` reads."""
     print(PREFIX + json.dumps(result), flush=True)
+
+
+def proc_status(key: str) -> int:
+    """A ``/proc/self/status`` entry (kB lines, e.g. ``VmHWM``, ``VmRSS``) in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {key}")
+
+
+def reset_peak() -> None:
+    """Start the process's high-water mark (``VmHWM``) again from its current size."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")

@@ -30,24 +30,10 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import torch
-from _child import emit, spawn
+from _child import emit, proc_status, reset_peak, spawn
 from _common import common_parser, int_list, markdown_table, save, setup, str_list
 
 GIB = 2**30
-
-
-def _status(key: str) -> int:
-    """A ``/proc/self/status`` entry (kB) in bytes."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/self/status has no {key}")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 
 def _train_epoch(method: Any, ds: Any, args: argparse.Namespace) -> tuple[float, int, float]:
@@ -109,10 +95,10 @@ def child(args: argparse.Namespace) -> None:
     method, ds = parts.method, cast(Any, parts.train_set)
     build_s = time.perf_counter() - t0
     random_encoder = __import__("copy").deepcopy(method.encoder)
-    rss_before = _status("VmRSS")
-    _reset_peak()
+    rss_before = proc_status("VmRSS")
+    reset_peak()
     seconds, steps, loss = _train_epoch(method, ds, args)
-    epoch_peak = _status("VmHWM")
+    epoch_peak = proc_status("VmHWM")
     result = {"nodes": args.nodes[0], "edges": int(ds.data.edge_index.shape[1]),
               "method": args.method, "items": len(ds), "steps": steps,
               "epoch_s": seconds * len(ds) / steps, "measured_s": seconds, "loss": loss,
@@ -122,7 +108,7 @@ def child(args: argparse.Namespace) -> None:
     result["pretrained"] = _probe(method.encoder, ds, args)
     result["random"] = _probe(random_encoder, ds, args)
     result["probe_s"] = time.perf_counter() - t1
-    result["peak_gib"] = _status("VmHWM") / GIB  # reset at the epoch: max of epoch and probe
+    result["peak_gib"] = proc_status("VmHWM") / GIB  # reset at the epoch: max of epoch and probe
     result["peak_gib"] = max(result["peak_gib"], epoch_peak / GIB)
     emit(result)
 

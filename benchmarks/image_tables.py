@@ -40,17 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _child import emit, spawn
+from _child import emit, proc_status, reset_peak, spawn
 from _common import common_parser, markdown_table, save, setup
 from _image_runs import TABLES, Run, notes_for, rows_for
-
-
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -62,12 +54,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(spec.pop("threads"))
     protocols, options = tuple(spec.pop("protocols")), spec.pop("options")
     fractions = spec.pop("fractions")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # the high-water mark from here on: the training run's
+    reset_peak()  # the high-water mark from here on: the training run's
     start = time.perf_counter()
     result = train(spec)
     seconds = time.perf_counter() - start
-    peak = _status_mib("VmHWM")
+    peak = proc_status("VmHWM") / 2**20  # MiB
     evals: dict[str, Any] = {}
     if protocols:
         evals["frozen"] = evaluate_checkpoint(result.checkpoint, protocols, seed=spec["seed"])

@@ -29,7 +29,7 @@ import sys
 from typing import Any
 
 import torch
-from _child import emit, spawn
+from _child import emit, proc_status, spawn
 from _common import (
     common_parser,
     int_list,
@@ -41,15 +41,6 @@ from _common import (
 from _runs import build_run, train_step, uint8_batch
 
 MIB = 2**20
-
-
-def _status(key: str) -> int:
-    """A ``/proc/self/status`` entry (kB lines) in bytes."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/self/status has no {key}")
 
 
 def state_bytes(method: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
@@ -77,12 +68,12 @@ def child(method: str, batch: int, args: argparse.Namespace) -> dict[str, Any]:
     else:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset VmHWM to the current resident set
-        before = _status("VmRSS")
+        before = proc_status("VmRSS")
     for i in range(args.repeats or 1):
         train_step(m, opt, sched, x, 100 + i, device, args.precision)
     if cuda:
         torch.cuda.synchronize(device)
-    peak = torch.cuda.max_memory_allocated(device) if cuda else _status("VmHWM")
+    peak = torch.cuda.max_memory_allocated(device) if cuda else proc_status("VmHWM")
     return {"method": method, "batch": batch, "state_mib": state_bytes(m, opt) / MIB,
             "before_mib": before / MIB, "peak_mib": peak / MIB, "step_mib": (peak - before) / MIB}
 

@@ -24,7 +24,7 @@ from anyssl.modalities.graph.encoders import graph_index, require_level
 from anyssl.objectives_mi import LocalGlobalJSD
 from anyssl.registry import METHODS
 from anyssl.types import Batch, ViewSource
-from anyssl.views import batch_device
+from anyssl.views import DeviceSeed, batch_device
 
 __all__ = ["FF", "InfoGraph", "RawViews", "unaugmented"]
 
@@ -45,20 +45,14 @@ class RawViews:
                 "drop them (graphcl and grace take augmentations)")
 
     def __init__(self) -> None:
-        self._seed: int | None = None
-        self._generator: torch.Generator | None = None
+        self._rng = DeviceSeed()
 
     def manual_seed(self, seed: int) -> None:
-        self._seed, self._generator = seed, None
+        self._rng.manual_seed(seed)
 
     def generator_for(self, device: torch.device) -> torch.Generator | None:
         """The seeded generator on ``device`` (None when unseeded: the global RNG)."""
-        if self._seed is None:
-            return None
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self._seed)
-        return self._generator
+        return self._rng.generator_for(device)
 
     def __call__(self, x: Any) -> list[Any]:
         batch_device(x)  # a batch whose device cannot be told fails here, as a view would
