@@ -153,13 +153,38 @@ def _close(got: Any, want: Any, what: str = "") -> None:
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5, msg=what or None)
 
 
-def _reference(name: str, init: dict[str, torch.Tensor]) -> dict[str, Any]:
-    case = CASES[name]
+def reference_run(case: Case, init: dict[str, torch.Tensor], rows: slice = slice(None)
+                  ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """One process, from the ranks' initial weights, on the rows ``rows`` of every step's
+    batch (default: the whole 2B batch): the method and its ``run_steps`` record."""
     method = case.build()
     method.load_state_dict(init)
     eval_norms(method)
-    batches = [take(case.inputs(step), slice(None)) for step in range(case.steps)]
-    return run_steps(method, method.training_step, batches)
+    batches = [take(case.inputs(step), rows) for step in range(case.steps)]
+    return method, run_steps(method, method.training_step, batches)
+
+
+def assert_equal_to_one_process(got: list[dict[str, Any]], want: dict[str, Any], steps: int,
+                                *, state: bool = True) -> None:
+    """Every rank's record ``got`` against the one-process ``want``: the ranks' mean loss, each
+    rank's (DDP-averaged) gradients and, with ``state``, the buffers (queues, momentum targets,
+    support sets; a target's hash must be identical on every rank)."""
+    for step in range(steps):
+        _close(sum(g["loss"][step] for g in got) / WORLD, want["loss"][step], f"loss {step}")
+        assert set(got[0]["grads"][step]) == set(want["grads"][step])
+        for param, grad in want["grads"][step].items():
+            for g in got:  # DDP's averaged gradient, on every rank
+                _close(g["grads"][step][param], grad, f"{param} at step {step}")
+        for key, value in want["state"][step].items() if state else ():
+            for g in got:
+                if isinstance(value, str):
+                    assert g["state"][step][key] == got[0]["state"][step][key], key
+                else:
+                    _close(g["state"][step][key], value, key)
+
+
+def _reference(name: str, init: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return reference_run(CASES[name], init)[1]
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -167,20 +192,7 @@ def test_two_processes_equal_one_process_with_the_whole_batch(
     ranks: list[dict[str, Any]], name: str
 ) -> None:
     got = [r[name] for r in ranks]
-    want = _reference(name, got[0]["init"])
-    for step in range(CASES[name].steps):
-        mean_loss = sum(g["loss"][step] for g in got) / WORLD
-        _close(mean_loss, want["loss"][step])
-        assert set(got[0]["grads"][step]) == set(want["grads"][step])
-        for param, grad in want["grads"][step].items():
-            for g in got:  # DDP's averaged gradient, on every rank
-                _close(g["grads"][step][param], grad, param)
-        for key, value in want["state"][step].items():  # queues and momentum targets
-            if isinstance(value, str):  # a target's hash: identical on every rank
-                assert got[0]["state"][step][key] == got[1]["state"][step][key], key
-            else:
-                for g in got:
-                    _close(g["state"][step][key], value, key)
+    assert_equal_to_one_process(got, _reference(name, got[0]["init"]), CASES[name].steps)
 
 
 def test_moco_queue_holds_every_rank_keys_in_rank_order(ranks: list[dict[str, Any]]) -> None:

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
-from test_distributed_methods import _close, _ddp, spawn_ranks
+from test_distributed_methods import (
+    _close,
+    _ddp,
+    assert_equal_to_one_process,
+    reference_run,
+    spawn_ranks,
+)
 from test_distributed_methods_local import (
     WORLD,
     B,
@@ -88,12 +94,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
 
 
 def _reference(name: str, init: dict[str, Tensor]) -> tuple[Any, dict[str, Any]]:
-    case = CASES[name]
-    method = case.build()
-    method.load_state_dict(init)
-    eval_norms(method)
-    batches = [take(case.inputs(step), slice(None)) for step in range(case.steps)]
-    return method, run_steps(method, method.training_step, batches)
+    return reference_run(CASES[name], init)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -101,19 +102,8 @@ def test_two_processes_equal_one_process_with_the_whole_batch(
     ranks: list[dict[str, Any]], name: str
 ) -> None:
     got = [r[name] for r in ranks]
-    method, want = _reference(name, got[0]["init"])
-    for step in range(CASES[name].steps):
-        _close(sum(g["loss"][step] for g in got) / WORLD, want["loss"][step], f"loss {step}")
-        assert set(got[0]["grads"][step]) == set(want["grads"][step])
-        for param, grad in want["grads"][step].items():
-            for g in got:  # DDP's averaged gradient, on every rank
-                _close(g["grads"][step][param], grad, f"{param} at step {step}")
-        for key, value in want["state"][step].items():  # queues and the teacher
-            for g in got:
-                if isinstance(value, str):  # a teacher's hash: identical on every rank
-                    assert got[0]["state"][step][key] == g["state"][step][key], key
-                else:
-                    _close(g["state"][step][key], value, key)
+    method, want = _reference(name, got[0]["init"])  # the state: queues and the teacher
+    assert_equal_to_one_process(got, want, CASES[name].steps)
     for key, value in _extra(method).items():  # DINO's center, all-reduced
         for g in got:
             _close(g[key], value, key)

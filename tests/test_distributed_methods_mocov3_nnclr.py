@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
-from test_distributed_methods import _close, _run_case, spawn_ranks
+from test_distributed_methods import (
+    _run_case,
+    assert_equal_to_one_process,
+    reference_run,
+    spawn_ranks,
+)
 from test_distributed_methods_local import (
     WORLD,
     B,
@@ -21,9 +26,6 @@ from test_distributed_methods_local import (
     GivenViews,
     TinyMLP,
     _seeded,
-    eval_norms,
-    run_steps,
-    take,
     vector_inputs,
 )
 
@@ -55,32 +57,15 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
 
 
 def _reference(name: str, init: dict[str, torch.Tensor]) -> dict[str, Any]:
-    case = CASES[name]
-    method = case.build()
-    method.load_state_dict(init)
-    eval_norms(method)
-    batches = [take(case.inputs(step), slice(None)) for step in range(case.steps)]
-    return run_steps(method, method.training_step, batches)
+    return reference_run(CASES[name], init)[1]
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_two_processes_equal_one_process_with_the_whole_batch(
     ranks: list[dict[str, Any]], name: str
 ) -> None:
-    got = [r[name] for r in ranks]
-    want = _reference(name, got[0]["init"])
-    for step in range(CASES[name].steps):
-        _close(sum(g["loss"][step] for g in got) / WORLD, want["loss"][step], f"loss {step}")
-        assert set(got[0]["grads"][step]) == set(want["grads"][step])
-        for param, grad in want["grads"][step].items():
-            for g in got:  # DDP's averaged gradient, on every rank
-                _close(g["grads"][step][param], grad, f"{param} step {step}")
-        for key, value in want["state"][step].items():  # support set, momentum encoder
-            if isinstance(value, str):  # a target's hash: identical on every rank
-                assert got[0]["state"][step][key] == got[1]["state"][step][key], key
-            else:
-                for g in got:
-                    _close(g["state"][step][key], value, key)
+    got = [r[name] for r in ranks]  # the state: support set, momentum encoder
+    assert_equal_to_one_process(got, _reference(name, got[0]["init"]), CASES[name].steps)
 
 
 def test_support_set_holds_every_rank_projections(ranks: list[dict[str, Any]]) -> None:

@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
-from test_distributed_methods import _close, _run_case, spawn_ranks
+from test_distributed_methods import (
+    _close,
+    _run_case,
+    assert_equal_to_one_process,
+    reference_run,
+    spawn_ranks,
+)
 from test_distributed_methods_local import (
     WORLD,
     B,
@@ -24,9 +30,6 @@ from test_distributed_methods_local import (
     GivenViews,
     TinyMLP,
     _seeded,
-    eval_norms,
-    run_steps,
-    take,
     vector_inputs,
 )
 
@@ -57,12 +60,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
 
 def _reference(name: str, init: dict[str, torch.Tensor], rows: slice = slice(None)
                ) -> dict[str, Any]:
-    case = CASES[name]
-    method = case.build()
-    method.load_state_dict(init)
-    eval_norms(method)
-    batches = [take(case.inputs(step), rows) for step in range(case.steps)]
-    return run_steps(method, method.training_step, batches)
+    return reference_run(CASES[name], init, rows)[1]
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -70,13 +68,8 @@ def test_two_processes_equal_one_process_with_the_whole_batch(
     ranks: list[dict[str, Any]], name: str
 ) -> None:
     got = [r[name] for r in ranks]
-    want = _reference(name, got[0]["init"])
-    for step in range(CASES[name].steps):
-        _close(sum(g["loss"][step] for g in got) / WORLD, want["loss"][step])
-        assert set(got[0]["grads"][step]) == set(want["grads"][step])
-        for param, grad in want["grads"][step].items():
-            for g in got:  # DDP's averaged gradient, on every rank
-                _close(g["grads"][step][param], grad, param)
+    assert_equal_to_one_process(got, _reference(name, got[0]["init"]), CASES[name].steps,
+                                state=False)
 
 
 @pytest.mark.parametrize("name", ["barlowtwins", "vicreg"])
