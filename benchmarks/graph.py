@@ -9,7 +9,10 @@ embeddings + SVM, 10-fold CV over every graph (GraphCL/InfoGraph protocol), in t
 - ``tu-graphcl``: GraphCL's unsupervised TU code, ``--views recipe:graphcl-tu`` (the graph
   itself against one augmentation; edge perturbation only drops edges) and, on a set without
   node labels, its constant feature (``-d features=constant``);
-- ``tu-infograph``: InfoGraph (the unaugmented graphs, local-global mutual information).
+- ``tu-infograph``: InfoGraph (the unaugmented graphs, local-global mutual information);
+- ``tu-default-all``, ``tu-graphcl-all``, ``tu-infograph-all``: the same, pre-trained on every
+  graph (``-d pretrain_on=all``, labels unused) as GraphCL's and InfoGraph's code do; the
+  settings above pre-train on the 90% train split only (anyssl's default).
 
 Node level, every Planetoid folder (Cora from ``../shared/datasets`` and any ``--planetoid``):
 
@@ -84,6 +87,11 @@ SETTINGS = {s.name: s for s in (
             data_args={"split_mode": "random"}, per_seed_split=True),
     Setting("tu-infograph", "tu", "infograph", "svm"),
     Setting("planetoid-dgi", "planetoid", "dgi", "linear", data_args={"split_mode": "public"}),
+    # the papers' unsupervised TU protocol: pre-train on every graph (labels unused)
+    Setting("tu-default-all", "tu", "graphcl", "svm", data_args={"pretrain_on": "all"}),
+    Setting("tu-graphcl-all", "tu", "graphcl", "svm", views="recipe:graphcl-tu",
+            data_args={"features": "constant", "pretrain_on": "all"}),
+    Setting("tu-infograph-all", "tu", "infograph", "svm", data_args={"pretrain_on": "all"}),
 )}
 
 

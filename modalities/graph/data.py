@@ -68,6 +68,20 @@ def _graph_label(g: Any, i: int) -> int | None:
     return int(t)
 
 
+class PretrainGraphs(Dataset[tuple[Data, int]]):
+    """Every graph of a TU set, train and test, for pre-training only (``pretrain_on="all"``)."""
+
+    def __init__(self, graphs: list[Data], targets: list[int],
+                 encoder_kwargs: dict[str, Any]) -> None:
+        self.graphs, self.targets, self.encoder_kwargs = graphs, targets, dict(encoder_kwargs)
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, index: int) -> tuple[Data, int]:
+        return self.graphs[index], self.targets[index]
+
+
 class GraphDataset(Dataset[tuple[Data, int]]):
     """Graph classification data (one item per graph), the GraphCL/InfoGraph setting.
 
@@ -77,7 +91,9 @@ class GraphDataset(Dataset[tuple[Data, int]]):
     ``1 - test_fraction`` (90%) of each class, ``"test"`` the rest, fixed by ``split_seed`` (not
     the training seed) so every run evaluates on the same graphs. The SVM protocol's 10-fold
     cross-validation runs over train + test, i.e. every graph once, as GraphCL (You et al.
-    2020) reports; GraphCL pre-trains on all graphs, we pre-train on the 90% train part only.
+    2020) reports. ``pretrain_on``: ``"train"`` (default) pre-trains on the 90% train part only;
+    ``"all"`` pre-trains on every graph, train and test (labels unused), as GraphCL's and
+    InfoGraph's unsupervised TU code do (``pretrain_set``), the papers' protocol.
     ``features`` / ``max_degree``: see ``data_checks.check_graphs`` / ``degree_features``.
     ``suggested_epochs=20`` is GraphCL's TU setting.
     """
@@ -89,8 +105,11 @@ class GraphDataset(Dataset[tuple[Data, int]]):
     def __init__(self, graphs: Sequence[Any], split: str = "train", *, split_seed: int = 0,
                  test_fraction: float = 0.1, features: str = "auto",
                  max_degree: int | None = 64, classes: Sequence[str] | None = None,
-                 suggested_epochs: int = 20) -> None:
+                 suggested_epochs: int = 20, pretrain_on: str = "train") -> None:
         s = check_split(split)
+        if pretrain_on not in ("train", "all"):
+            raise ValueError(f"pretrain_on must be 'train' (the train split) or 'all' (every "
+                             f"graph, the papers' unsupervised TU protocol); got {pretrain_on!r}")
         graphs = list(graphs)
         xs, eis = check_graphs(graphs, features, max_degree)
         labels = [_graph_label(g, i) for i, g in enumerate(graphs)]
@@ -118,6 +137,13 @@ class GraphDataset(Dataset[tuple[Data, int]]):
         # GraphCL / InfoGraph: 10-fold CV over every graph; their code's SVC() is RBF (a linear
         # SVC with C = 1000 on raw embeddings takes minutes to converge in libsvm)
         self.eval_options: dict[str, dict[str, Any]] = {"svm": {"folds": 10, "kernel": "rbf"}}
+        #: what pre-training iterates (``anyssl.build.pretrain_set``): every graph with
+        #: ``pretrain_on="all"``, else None (this split)
+        self.pretrain_set: PretrainGraphs | None = None
+        if pretrain_on == "all" and s == "train":
+            self.pretrain_set = PretrainGraphs(
+                [Data(x=xs[i], edge_index=eis[i], y=torch.tensor([t]))
+                 for i, t in enumerate(targets)], targets, self.encoder_kwargs)
 
     @classmethod
     def from_pyg(cls, data: Sequence[Any], split: str = "train", split_seed: int = 0,

@@ -84,7 +84,8 @@ def load_tu(name: str, folders: list[Path], use_node_attr: bool = False) -> TUDa
 @DATASETS.register("tu", scope="graph")
 def tu(name: str, split: str = "train", seed: int = 0, root: str | Path | None = None,
        split_seed: int = 0, test_fraction: float = 0.1, use_node_attr: bool = False,
-       features: str = "auto", max_degree: int | None = 64) -> GraphDataset:
+       features: str = "auto", max_degree: int | None = 64,
+       pretrain_on: str = "train") -> GraphDataset:
     """A TU graph-classification set (Morris et al. 2020) by name, ``tu:MUTAG``.
 
     Raw files ``NAME_A.txt``, ``NAME_graph_indicator.txt``, ``NAME_graph_labels.txt`` (+
@@ -94,11 +95,12 @@ def tu(name: str, split: str = "train", seed: int = 0, root: str | Path | None =
     one-hot node labels (plus continuous attributes when ``use_node_attr``, PyG's default off);
     sets without any get degree features (``features`` / ``max_degree``). A seeded stratified
     90/10 split (``split_seed``); GraphCL's 20 epochs and 10-fold SVM protocol.
+    ``pretrain_on="all"``: pre-train on every graph (the papers' unsupervised protocol).
     """
     _check_name(name, "MUTAG")
     ds = load_tu(name, search_folders("tu", name, root), use_node_attr)
     return GraphDataset(ds, split, split_seed=split_seed, test_fraction=test_fraction,
-                        features=features, max_degree=max_degree)
+                        features=features, max_degree=max_degree, pretrain_on=pretrain_on)
 
 
 # ---- Planetoid ------------------------------------------------------------------------------
@@ -217,13 +219,14 @@ def path(root: str | Path, split: str = "train", seed: int = 0, name: str | None
          split_seed: int = 0, test_fraction: float = 0.1, split_mode: str = "public",
          use_node_attr: bool = False, normalize_features: bool = True,
          features: str = "auto", max_degree: int | None = 64, sampler: str = "auto",
-         batch_nodes: int = BATCH_NODES, fanout: Any = FANOUT) -> Any:
+         batch_nodes: int = BATCH_NODES, fanout: Any = FANOUT, pretrain_on: str = "train") -> Any:
     """Graphs from disk, detected automatically: a TU root (graph level; ``test_fraction``,
     ``use_node_attr``), a Planetoid root (node level; ``split_mode``, ``normalize_features``
     as in ``planetoid``), or a ``.pt`` file saved with ``torch.save`` holding a list
     of ``Data`` (graph level) or one ``Data`` (node level, its masks or a random split).
     ``name`` picks one dataset in a folder holding several. Node level: ``sampler``,
-    ``batch_nodes``, ``fanout`` as in ``planetoid``."""
+    ``batch_nodes``, ``fanout`` as in ``planetoid``. Graph level: ``pretrain_on`` as in
+    ``tu``."""
     sampling = {"sampler": sampler, "batch_nodes": batch_nodes, "fanout": fanout, "seed": seed}
     p = Path(str(root).removeprefix("file:")).expanduser()
     if not p.exists():
@@ -241,7 +244,7 @@ def path(root: str | Path, split: str = "train", seed: int = 0, name: str | None
         if len(obj) == 0:
             raise GraphDataError(f"{p} holds no graphs (an empty list); save at least one Data")
         return graph_dataset(obj, split, split_seed, test_fraction=test_fraction,
-                             features=features, max_degree=max_degree)
+                             features=features, max_degree=max_degree, pretrain_on=pretrain_on)
     family, key, raw = detect(p, name)
     if family == "planetoid":
         data = load_planetoid(key, [raw])
@@ -249,4 +252,4 @@ def path(root: str | Path, split: str = "train", seed: int = 0, name: str | None
                              features, sampling)
     ds = load_tu(key, [raw], use_node_attr)
     return GraphDataset(ds, split, split_seed=split_seed, test_fraction=test_fraction,
-                        features=features, max_degree=max_degree)
+                        features=features, max_degree=max_degree, pretrain_on=pretrain_on)

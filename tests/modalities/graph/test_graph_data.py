@@ -295,3 +295,26 @@ def test_node_dataset_bad_inputs() -> None:
     data.x[3, 1] = float("nan")
     with pytest.raises(GraphDataError, match="graph 0 has NaN"):
         NodeDataset(data)
+
+
+def test_pretrain_on_all_pretrains_on_every_graph_and_evaluates_the_split() -> None:
+    from anyssl.build import pretrain_set
+
+    graphs = toy_graphs(40)
+    train = GraphDataset(graphs, "train", pretrain_on="all")
+    test = GraphDataset(graphs, "test", pretrain_on="all")
+    assert len(train) + len(test) == 40 and len(train) < 40
+    pre = pretrain_set(train)
+    assert len(pre) == 40  # train and test graphs, in the input's order
+    for i, g in enumerate(graphs):
+        data, label = pre[i]
+        assert data.num_nodes == g.num_nodes and label == int(g.y)
+    assert pre.encoder_kwargs == train.encoder_kwargs
+    assert pretrain_set(test) is test  # only the train split pre-trains
+    default = GraphDataset(graphs, "train")
+    assert pretrain_set(default) is default  # anyssl's default: the train split only
+
+
+def test_pretrain_on_rejects_unknown_values() -> None:
+    with pytest.raises(ValueError, match=r"pretrain_on must be 'train'.*or 'all'"):
+        GraphDataset(toy_graphs(), "train", pretrain_on="test")
