@@ -24,11 +24,15 @@ from anyssl.build import Parts, build_parts, pretrain_set
 from anyssl.eval import embed, evaluate
 from anyssl.eval.pair_protocols import merge_results, run_pair_protocols, split_protocols
 from anyssl.modality import SSLDataset, get_modality
+from anyssl.modality_defaults import with_method_defaults
+from anyssl.plugin_source import require_modality
 from anyssl.registry import import_plugin
 from anyssl.train import ConfigError, TrainConfig, Trainer, load_checkpoint
 from anyssl.train.checkpoint import check_format
 from anyssl.train.config import DEFAULT_EPOCHS
+from anyssl.train.init_weights import apply_init
 from anyssl.train.monitor import KNNMonitor
+from anyssl.train.views_record import keep_recorded_views
 
 __all__ = ["RunResult", "embed_checkpoint", "evaluate_checkpoint", "load_run", "train"]
 
@@ -52,8 +56,10 @@ def _config(
         base = config
     elif isinstance(config, dict):
         base = TrainConfig.from_dict(config)
-    else:
-        base = TrainConfig.from_yaml(config)
+    else:  # a YAML file, or recipe:MODALITY/NAME
+        from anyssl.train.recipes import load_config
+
+        base = load_config(config)
     return base.merged(overrides)
 
 
@@ -119,8 +125,9 @@ def train(
     trainer callbacks (objects with ``on_fit_start``/``on_step_end``/``on_epoch_end``/
     ``on_fit_end``, each called with the trainer)."""
     cfg = _config(config, overrides)
-    cfg = _with_accelerator_encoder(cfg)
+    cfg, defaults_notes = with_method_defaults(_with_accelerator_encoder(cfg))
     parts = _parts(cfg, need_test=cfg.eval or cfg.monitor_every is not None)
+    parts.notes[:0] = defaults_notes  # the modality's defaults for the method
     # the method's encoder and data defaults join the config, so config.yaml, the checkpoint,
     # the random-init baseline and later evaluations build the same encoder and splits
     cfg = cfg.merged({"encoder_args": parts.encoder_args, "data_args": parts.data_args})
@@ -128,12 +135,16 @@ def train(
     protocols = cfg.eval_protocols or list(default_protocols)
     cfg = cfg.merged({"batch_size": parts.batch_size, "eval_protocols": protocols})
     random_encoder = _random_encoder(parts, cfg) if cfg.eval else None
-    # zero-shot and retrieval need the whole method at its initial weights as the baseline
+    # zero-shot and retrieval need the whole method at its initial weights as the baseline (and
+    # split_protocols refuses an unknown protocol here, before training)
     random_method = copy.deepcopy(parts.method) if cfg.eval and split_protocols(protocols)[1] \
         else None
     if cfg.epochs is None:  # a small embedded dataset suggests a run of about a minute on CPU
         suggested = getattr(parts.train_set, "suggested_epochs", None)
         cfg = cfg.merged({"epochs": int(suggested or DEFAULT_EPOCHS)})
+    if cfg.init:  # after the random-init baselines: they stay random
+        parts.notes.append(apply_init(parts.method, cfg.init))
+    cfg = keep_recorded_views(parts.method, cfg, parts.modality.name)  # config's views_used
     run_dir = Path(str(cfg.out))
     trainer = Trainer(
         parts.method,
@@ -183,6 +194,7 @@ def load_run(checkpoint: str | Path, data: str | None = None,
     other data is tokenized as the model was trained."""
     state = load_checkpoint(Path(checkpoint), map_location="cpu")
     check_format(state, checkpoint)
+    require_modality(state, checkpoint)  # a missing plugin: "pip install <its package>"
     try:
         cfg = TrainConfig.from_dict(state["config"]).merged({"data": data})
     except ConfigError as err:

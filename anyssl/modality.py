@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,7 +68,14 @@ class Modality:
         conv_encoder: True when ``channels_last`` helps its encoders on CUDA.
         eval_protocols: the protocols a run evaluates when neither the config nor the dataset
             names any (the ones its field reports: linear and kNN for images, the SVM for UCR
-            time series).
+            time series); any name of ``anyssl list protocols``, a plugin's own included.
+        eval_options: keywords per protocol (``{"knn": {"k": 20}}``), under the dataset's
+            ``eval_options`` and the caller's.
+        method_defaults: training config values per method (``{"simclr": {"epochs": 50,
+            "batch_size": 64, "lr": 0.1}}``; keys of ``TrainConfig`` that default to None or a
+            dict, whose dicts are merged): applied where the user's flags and config leave a
+            value unset, noted, and recorded in ``config.yaml``. They win over a dataset's
+            ``suggested_epochs`` and the method's own ``train_defaults``.
         method_datasets: the default dataset of particular methods (a node-level method needs
             a node-level graph); other methods use ``default_dataset``.
         method_data_args: data arguments of a method's protocol, given to every data set
@@ -98,7 +105,15 @@ class Modality:
     method_datasets: dict[str, str] = field(default_factory=dict)
     method_data_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_scale: Callable[[Any], str | None] | None = None
+    eval_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    method_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from anyssl.modality_defaults import check_method_defaults  # it imports this module
+
+        for method, values in self.method_defaults.items():
+            check_method_defaults(self.name, method, values)
 
     def default_data(self, method: str) -> str:
         """The dataset a run of ``method`` uses when ``--data`` is not given."""
@@ -118,7 +133,9 @@ class Modality:
     def evaluation(self, dataset: Any) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
         """The default evaluation protocols and their options for ``dataset``."""
         protocols = tuple(getattr(dataset, "eval_protocols", None) or self.eval_protocols)
-        options = dict(getattr(dataset, "eval_options", None) or {})
+        options = {p: dict(o) for p, o in self.eval_options.items()}
+        for p, o in (getattr(dataset, "eval_options", None) or {}).items():
+            options[p] = {**options.get(p, {}), **o}  # the dataset's win over the modality's
         return protocols, options
 
     def available_methods(self) -> list[str]:
@@ -185,11 +202,23 @@ class Modality:
             name, kwargs = family, {"name": rest, **kwargs}
         factory = ENCODERS.get(name, self.name)
         try:
-            return factory(**{**dataset.encoder_kwargs, **kwargs})
+            return factory(**{**_encoder_kwargs(dataset), **kwargs})
         except TypeError as err:
             raise ValueError(
                 f"encoder {name!r} cannot be built with {sorted(kwargs)}: {err}"
             ) from None
+
+
+def _encoder_kwargs(dataset: Any) -> Mapping[str, Any]:
+    """The dataset's ``encoder_kwargs``, or a one-line error saying what to define."""
+    found = getattr(dataset, "encoder_kwargs", None)
+    if not isinstance(found, Mapping):
+        what = "has no encoder_kwargs" if found is None else (
+            f"has encoder_kwargs of type {type(found).__name__}")
+        raise ValueError(f"dataset {type(dataset).__name__} {what}: the dataset class must define "
+                         "encoder_kwargs, a dict of what the encoder needs (e.g. "
+                         "{'in_channels': 1}; {} when it needs nothing)")
+    return found
 
 
 def _needs_pair(method: str, scope: str) -> bool:
@@ -226,7 +255,8 @@ def get_modality(name: str | Modality) -> Modality:
 
 
 def register_modality(modality: Modality, override: bool = False) -> Modality:
-    """Register a modality object (the registry stores a factory returning it)."""
+    """Register a modality object (the registry stores a factory returning it, and the module
+    that registered it: a checkpoint records the package that provides it)."""
     MODALITIES.add(modality.name, lambda: modality, description=modality.description,
                    override=override)
     return modality

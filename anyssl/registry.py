@@ -7,24 +7,35 @@ timm's ``create_model`` do). Entries may be *scoped* to a modality ("image", "gr
 lookups in a scope see that scope's entries and the unscoped ones.
 
 Third-party packages plug in through the entry-point group ``anyssl.plugins``; each entry point
-names a module (imported) or a callable (called once). They load lazily, on the first lookup
-that misses, or when a listing needs every name.
+names a module (imported) or a callable (called once). They load lazily (see
+``anyssl.registry_plugins``): a lookup in one modality loads that modality's plugin, a miss or a
+listing loads all of them. ``anyssl.registry_cache`` keeps a listing of every entry for the CLI.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
-import logging
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
+
+from anyssl import registry_plugins as plugins
+from anyssl.registry_plugins import (
+    ENTRY_POINT_GROUP,
+    broken_plugins,
+    import_plugin,
+    load_plugins,
+    unavailable_plugins,
+)
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])  # a registered class or function keeps its own type
-ENTRY_POINT_GROUP = "anyssl.plugins"
-log = logging.getLogger(__name__)
+
+__all__ = ["AUGMENTATIONS", "DATASETS", "ENCODERS", "ENTRY_POINT_GROUP", "EVAL_PROTOCOLS",
+           "METHODS", "MODALITIES", "OBJECTIVES", "DuplicateNameError", "Entry", "Registry",
+           "UnknownNameError", "broken_plugins", "import_plugin", "load_plugins",
+           "unavailable_plugins", "unknown_message"]
 
 
 class UnknownNameError(ValueError):
@@ -37,44 +48,28 @@ class DuplicateNameError(ValueError):
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
-    """One registered factory with its one-line description and optional modality scope."""
+    """One registered factory with its one-line description and optional modality scope;
+    ``module`` is the module that registered it, ``plugin`` the entry point being loaded then."""
 
     name: str
     factory: Callable[..., T]
     description: str
     scope: str | None
+    module: str = ""
+    plugin: str | None = None
 
 
-_plugins_loaded = False
-#: Plugins (by entry-point name, e.g. ``image-text``) whose import failed: name -> the error.
-unavailable_plugins: dict[str, str] = {}
-
-
-def load_plugins(force: bool = False) -> None:
-    """Import every ``anyssl.plugins`` entry point once (built-in modalities register this way)."""
-    global _plugins_loaded
-    if _plugins_loaded and not force:
-        return
-    _plugins_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-        except ImportError as err:  # an optional extra that is not installed
-            log.debug("anyssl plugin %s not loaded: %s", ep.name, err)
-            unavailable_plugins[ep.name] = str(err)
-            continue
-        if callable(obj):
-            obj()
-
-
-def import_plugin(module: str) -> None:
-    """Import a user module that registers things (``anyssl train --plugin my_module``)."""
-    try:
-        importlib.import_module(module)
-    except ImportError as err:
-        raise ValueError(
-            f"cannot import plugin module {module!r} ({err}); put it on PYTHONPATH or install it"
-        ) from err
+def _registering_module() -> str:
+    """The module whose code registers: the first frame outside this module and outside
+    anyssl's ``register*`` helpers (``register_modality``, ``register_protocol`` ...)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        helper = module.startswith("anyssl.") and frame.f_code.co_name.startswith("register")
+        if module != __name__ and not helper:
+            return module
+        frame = frame.f_back  # type: ignore[assignment]
+    return ""
 
 
 def _first_line(doc: str | None) -> str:
@@ -129,14 +124,21 @@ class Registry(Generic[T]):
         if not name or not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"invalid {self.kind} name {name!r}: use letters, digits, '_', '-'")
         key = (scope, name)
+        module = _registering_module()
+        if module != "anyssl" and not module.startswith("anyssl."):
+            plugins.load_core()  # a plugin's part then clashes with (or overrides) the core's
         if key in self._entries and not override:
             where = f" for {scope}" if scope else ""
+            old = self._entries[key].module or "?"
+            again = ("registers it a second time (imported twice?)" if old == module
+                     else f"registers it again in module {module or '?'}")
             raise DuplicateNameError(
-                f"{self.kind} {name!r}{where} is already registered; "
-                "pass override=True to replace it"
+                f"{self.kind} {name!r}{where} is already registered by module {old}; {again}: "
+                "rename one, or pass override=True to replace it"
             )
         desc = description or _first_line(getattr(factory, "__doc__", None))
-        self._entries[key] = Entry(name, factory, desc, scope)
+        plugin = plugins.loading[-1] if plugins.loading else None
+        self._entries[key] = Entry(name, factory, desc, scope, module, plugin)
 
     # -- lookup -------------------------------------------------------------------------------
     def _find(self, name: str, scope: str | None) -> Entry[T] | None:
@@ -148,14 +150,28 @@ class Registry(Generic[T]):
         """The entry for ``name``; loads plugins on a miss, then raises ``UnknownNameError``."""
         found = self._find(name, scope)
         if found is None:
-            load_plugins()
-            found = self._find(name, scope)
-        if found is None and name in unavailable_plugins and self.kind == "modality":
-            raise UnknownNameError(
-                f"modality {name!r} is not installed ({unavailable_plugins[name]}); install its "
-                f"extra with pip install 'anyssl[{name}]' and retry")
+            found = self._load_and_find(name, scope)
+        if found is None and self.kind == "modality" and name in broken_plugins:
+            raise UnknownNameError(plugins.unavailable_message(
+                self.kind, name, broken_plugins[name], broken=True))
+        if found is None and self.kind == "modality" and name in unavailable_plugins:
+            raise UnknownNameError(plugins.unavailable_message(
+                self.kind, name, unavailable_plugins[name]))
         if found is None:
             raise UnknownNameError(self._unknown_message(name, scope))
+        return found
+
+    def _load_and_find(self, name: str, scope: str | None) -> Entry[T] | None:
+        """After a miss: load the core, then the modality's own plugin (a modality lookup, or a
+        scoped one), then every plugin, until ``name`` is found."""
+        plugins.load_core()
+        found = self._find(name, scope)
+        if found is None and (self.kind == "modality" or scope is not None):
+            load_plugins(name if self.kind == "modality" else scope)
+            found = self._find(name, scope)
+        if found is None:
+            load_plugins()
+            found = self._find(name, scope)
         return found
 
     def get(self, name: str, scope: str | None = None) -> Callable[..., T]:
@@ -184,17 +200,26 @@ class Registry(Generic[T]):
         return sorted(seen.values(), key=lambda e: e.name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._find(name, None) is not None
+        if not isinstance(name, str):
+            return False
+        if self._find(name, None) is None:
+            plugins.load_core()
+        return self._find(name, None) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def _unknown_message(self, name: str, scope: str | None) -> str:
-        valid = sorted({e.name for e in self.entries(scope)})
-        close = difflib.get_close_matches(name, valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        where = f" for modality {scope!r}" if scope else ""
-        return f"unknown {self.kind} {name!r}{where}{hint}; valid: {', '.join(valid) or '(none)'}"
+        return unknown_message(self.kind, name, scope, [e.name for e in self.entries(scope)])
+
+
+def unknown_message(kind: str, name: str, scope: str | None, valid: list[str]) -> str:
+    """``unknown KIND 'NAME' (did you mean ...?); valid: ...`` for a name not in ``valid``."""
+    valid = sorted(set(valid))
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    where = f" for modality {scope!r}" if scope else ""
+    return f"unknown {kind} {name!r}{where}{hint}; valid: {', '.join(valid) or '(none)'}"
 
 
 MODALITIES: Registry[Any] = Registry("modality")

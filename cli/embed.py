@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from anyssl.cli.errors import cli_errors
+from anyssl.cli.listing import PluginOption, import_plugins
 
 
 @cli_errors
@@ -22,12 +22,17 @@ def embed_command(
                      "or overrides the run's); repeatable."),
     ] = None,
     split: Annotated[str, typer.Option(help="train, test or all.")] = "all",
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="auto (CUDA when available), cpu, cuda, cuda:N.", show_default="auto")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 256,
+    plugin: PluginOption = None,
 ) -> None:
     """Write a dataset's features under a trained encoder to a .npy file (labels beside it)."""
+    import numpy as np
+
     from anyssl.api import embed_checkpoint
 
+    import_plugins(plugin)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
     if out.suffix != ".npy":

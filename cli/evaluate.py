@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from anyssl.cli.errors import cli_errors
-from anyssl.eval import print_report
+from anyssl.cli.listing import PluginOption, import_plugins
 
 app = typer.Typer(
-    help="Evaluate a checkpoint's encoder (always next to its random init).", no_args_is_help=True
+    help="Evaluate a checkpoint's encoder (always next to its random init).",
+    no_args_is_help=True, add_completion=False,
 )
 
 Checkpoint = Annotated[Path, typer.Argument(help="A checkpoint written by anyssl train (last.pt).")]
@@ -25,7 +26,8 @@ DataArg = Annotated[
     typer.Option("--data-arg", "-d", help="Dataset argument key=value for --data (adds to or "
                  "overrides the run's, e.g. caption_key=text); repeatable."),
 ]
-Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")]
+Device = Annotated[str | None, typer.Option(
+    help="auto (CUDA when available), cpu, cuda, cuda:N.", show_default="auto")]
 Out = Annotated[Path | None, typer.Option(help="Also write the report as JSON here (a new file).")]
 Seed = Annotated[int, typer.Option(help="Seed for label subsets and heads.")]
 
@@ -39,11 +41,15 @@ def _run(
     seed: int,
     fraction: float = 0.01,
     options: dict[str, dict[str, Any]] | None = None,
+    plugins: list[str] | None = None,
 ) -> None:
-    """Evaluate ``protocol`` on ``checkpoint``; ``data`` is ``(--data, --data-arg pairs)``."""
+    """Evaluate ``protocol`` on ``checkpoint``; ``data`` is ``(--data, --data-arg pairs)``;
+    ``plugins``: ``--plugin`` modules, imported first."""
     from anyssl.api import evaluate_checkpoint
     from anyssl.cli.train import parse_key_values
+    from anyssl.eval import print_report
 
+    import_plugins(plugins)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
     if out is not None and out.exists():  # checked first: no evaluation is wasted
@@ -65,9 +71,10 @@ def linear(
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
+    plugin: PluginOption = None,
 ) -> None:
     """Linear probe: logistic regression on frozen, standardized features."""
-    _run("linear", checkpoint, (data, data_arg), device, out, seed)
+    _run("linear", checkpoint, (data, data_arg), device, out, seed, plugins=plugin)
 
 
 @app.command("knn")
@@ -85,11 +92,13 @@ def knn(
     temperature: Annotated[float | None, typer.Option(
         help="Vote temperature (> 0; default: chosen with k; 0.07 when "
                                      "--k is given).")] = None,
+    plugin: PluginOption = None,
 ) -> None:
     """Weighted kNN (cosine) on frozen features; k and the temperature are chosen on the
     training split unless given (--k 200 --temperature 0.07 is the InstDisc/MoCo protocol)."""
     opts = {key: v for key, v in (("k", k), ("temperature", temperature)) if v is not None}
-    _run("knn", checkpoint, (data, data_arg), device, out, seed, options={"knn": opts})
+    _run("knn", checkpoint, (data, data_arg), device, out, seed, options={"knn": opts},
+         plugins=plugin)
 
 
 @app.command("finetune")
@@ -104,9 +113,10 @@ def finetune(
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
+    plugin: PluginOption = None,
 ) -> None:
     """Fine-tune encoder + linear head on a small labelled fraction (1%, 10%)."""
-    _run("finetune", checkpoint, (data, data_arg), device, out, seed, fraction)
+    _run("finetune", checkpoint, (data, data_arg), device, out, seed, fraction, plugins=plugin)
 
 
 @app.command("svm")
@@ -125,6 +135,7 @@ def svm(
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
+    plugin: PluginOption = None,
 ) -> None:
     """SVM on frozen features: RBF, C by 5-fold grid search on train, test accuracy (TS2Vec's
     UCR protocol); with --folds, k-fold cross-validation (InfoGraph/GraphCL)."""
@@ -135,7 +146,8 @@ def svm(
         opts["folds"] = folds
     if kernel is not None:
         opts["kernel"] = kernel
-    _run("svm", checkpoint, (data, data_arg), device, out, seed, options={"svm": opts})
+    _run("svm", checkpoint, (data, data_arg), device, out, seed, options={"svm": opts},
+         plugins=plugin)
 
 
 @app.command("zeroshot")
@@ -157,6 +169,7 @@ def zeroshot(
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
+    plugin: PluginOption = None,
 ) -> None:
     """Zero-shot classification of the held-out split: each class's prompt embeddings from the
     text tower, averaged over templates, against the image embeddings (CLIP)."""
@@ -171,7 +184,8 @@ def zeroshot(
         if bad:
             raise ValueError(f"template {bad[0]!r} has no {{}} for the class name")
         opts["templates"] = list(template)
-    _run("zeroshot", checkpoint, (data, data_arg), device, out, seed, options={"zeroshot": opts})
+    _run("zeroshot", checkpoint, (data, data_arg), device, out, seed, options={"zeroshot": opts},
+         plugins=plugin)
 
 
 @app.command("retrieval")
@@ -183,7 +197,8 @@ def retrieval(
     device: Device = None,
     out: Out = None,
     seed: Seed = 0,
+    plugin: PluginOption = None,
 ) -> None:
     """Image->text and text->image Recall@1/5/10 on the held-out split (an image counts as
     found when any of its captions is in the top k), with the chance level of each."""
-    _run("retrieval", checkpoint, (data, data_arg), device, out, seed)
+    _run("retrieval", checkpoint, (data, data_arg), device, out, seed, plugins=plugin)

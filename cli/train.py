@@ -10,8 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from anyssl.cli.errors import USER_ERRORS, cli_errors, fail
-from anyssl.eval import print_report
+from anyssl.cli.errors import cli_errors, fail, is_input_check
 
 
 def parse_key_values(pairs: list[str] | None) -> dict[str, Any]:
@@ -32,10 +31,11 @@ def parse_key_values(pairs: list[str] | None) -> dict[str, Any]:
 def train_command(
     ctx: typer.Context,
     modality: Annotated[
-        str | None, typer.Option(help="Modality: image, ... (anyssl list modalities).")
+        str | None, typer.Option(help="Modality (anyssl list modalities).", show_default="image")
     ] = None,
     method: Annotated[
-        str | None, typer.Option(help="Method: simclr, mocov1, mocov2, byol, ...")
+        str | None, typer.Option(help="Method (anyssl list methods --modality M).",
+                                 show_default="mocov2")
     ] = None,
     data: Annotated[
         str | None,
@@ -48,13 +48,15 @@ def train_command(
     encoder: Annotated[
         str | None, typer.Option(help="Encoder name (default: the modality's).")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs.")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, help="Training epochs.", show_default="the dataset's suggestion, else 100")] = None,
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many steps (overrides epochs).")
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=2, help="Batch size per process (a step sees processes x "
-                                 "this; the default lr scales with that).")
+                                 "this; the default lr scales with that).",
+                                 show_default="the method's, fit to the data; else 256")
     ] = None,
     lr: Annotated[
         float | None,
@@ -80,6 +82,11 @@ def train_command(
         list[str] | None,
         typer.Option("--encoder-arg", "-e", help="Encoder argument key=value (repeatable)."),
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start the encoder from this weights file (continued pre-training): "
+                     "an anyssl export, a run checkpoint, a torchvision or timm state dict."),
+    ] = None,
     method_arg: Annotated[
         list[str] | None,
         typer.Option("--method-arg", "-m", help="Method argument key=value (repeatable)."),
@@ -88,16 +95,21 @@ def train_command(
         Path | None, typer.Option(help="Run folder (default: runs/<modality>-<method>).")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="YAML file with the same keys; flags override it.")
+        Path | None, typer.Option(help="YAML file with the same keys, or recipe:MODALITY/NAME "
+                                  "for a published training recipe (anyssl list recipes); "
+                                  "flags override it.")
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
     ] = False,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="auto (CUDA when available), cpu, cuda, cuda:N.", show_default="auto")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.", show_default="0")] = None,
     plugin: Annotated[
         list[str] | None,
-        typer.Option(help="Python module to import first (registers custom parts; repeatable)."),
+        typer.Option(help="A module to import first (registers custom parts; repeatable): a "
+                     "module name, found in the current folder first, then on PYTHONPATH, or "
+                     "the path of a .py file."),
     ] = None,
     num_workers: Annotated[int | None, typer.Option(
         min=0, help="DataLoader workers (default: several for image files, 0 in memory).")] = None,
@@ -124,15 +136,20 @@ def train_command(
     ] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the encoder.")] = False,
     tensorboard: Annotated[
-        bool, typer.Option("--tensorboard", help="Also log to TensorBoard.")
+        bool, typer.Option("--tensorboard", help="Also log to TensorBoard (= --logger "
+                           "tensorboard).")
     ] = False,
+    logger: Annotated[str | None, typer.Option(
+        help="Also log metrics to: none, tensorboard, wandb or mlflow (several: comma-separated; "
+             "metrics.jsonl is always written).")] = None,
     no_eval: Annotated[
         bool, typer.Option("--no-eval", help="Skip the evaluation after training.")
     ] = False,
     eval_protocol: Annotated[
         list[str] | None,
-        typer.Option("--eval-protocol", help="linear, knn, finetune, svm, zeroshot or "
-                     "retrieval (repeatable; default: the modality's)."),
+        typer.Option("--eval-protocol", help="linear, knn, finetune, svm, zeroshot, "
+                     "retrieval or a plugin's (anyssl list protocols; checked before training; "
+                     "repeatable; default: the modality's)."),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Move a run already in --out aside to "
@@ -166,10 +183,11 @@ def train_command(
         return
     from anyssl.api import train
     from anyssl.train import TrainConfig
+    from anyssl.train.recipes import load_config
 
     rank = _torchrun_rank()
     with _quiet() if rank else contextlib.nullcontext():
-        base = TrainConfig.from_yaml(config) if config is not None else TrainConfig()
+        base = load_config(config) if config is not None else TrainConfig()
         method_args = {**base.method_args, **parse_key_values(method_arg)}
         encoder_args = {**base.encoder_args, **parse_key_values(encoder_arg)}
         data_args = {**base.data_args, **parse_key_values(data_arg)}
@@ -180,6 +198,7 @@ def train_command(
             "method": method,
             "data": data,
             "encoder": encoder,
+            "init": str(init) if init else None,
             "epochs": epochs,
             "max_steps": max_steps,
             "batch_size": batch_size,
@@ -206,6 +225,7 @@ def train_command(
             "resume": True if resume else None,
             "compile": True if compile else None,
             "tensorboard": True if tensorboard else None,
+            "logger": logger,
             "eval": False if no_eval or rank else None,  # rank 0 evaluates
             "overwrite": True if overwrite else None,
             "skip_nonfinite": True if skip_nonfinite else None,
@@ -214,6 +234,8 @@ def train_command(
         result = train(base, **overrides)
         typer.echo(f"run folder: {result.run_dir}  checkpoint: {result.checkpoint}")
         if result.eval is not None:
+            from anyssl.eval import print_report
+
             print_report(result.eval)
 
 
@@ -231,10 +253,10 @@ def _quiet() -> Iterator[None]:
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         try:
             yield
-        except (*USER_ERRORS, ImportError):
-            raise typer.Exit(2) from None
-        except ArithmeticError:
-            raise typer.Exit(1) from None
+        except Exception as err:  # anyssl's input checks: exit quietly; crashes: traceback
+            if is_input_check(err) or isinstance(err, ModuleNotFoundError):
+                raise typer.Exit(1 if isinstance(err, ArithmeticError) else 2) from None
+            raise
 
 
 def _launch(n: int, device: str | None, options: list[str]) -> None:

@@ -4,8 +4,10 @@ two side by side (the random-init column is the baseline every SSL paper's table
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import numpy as np
@@ -22,51 +24,118 @@ from anyssl.eval.svm import svm_cv, svm_split
 from anyssl.modality import move_to_device
 from anyssl.registry import EVAL_PROTOCOLS
 
-#: Protocols on frozen features of the (primary) encoder.
+#: The built-in protocols on the (primary) encoder: frozen features, and fine-tuning.
 FEATURE_PROTOCOLS: tuple[str, ...] = ("linear", "knn", "finetune", "svm")
-#: Protocols that need a whole two-tower method (``anyssl.eval.pair_protocols``).
+#: The built-in protocols that need a whole two-tower method (``anyssl.eval.pair_protocols``).
 PAIR_PROTOCOLS: tuple[str, ...] = ("zeroshot", "retrieval")
 PROTOCOLS: tuple[str, ...] = FEATURE_PROTOCOLS + PAIR_PROTOCOLS
+#: What a protocol is run on (``EvalProtocol.kind``).
+PROTOCOL_KINDS: tuple[str, ...] = ("features", "encoder", "method")
 #: metrics that are fractions in [0, 1], shown as percentages (and names starting with these).
 ACCURACY_KEYS = ("top1", "top5", "std", "majority")
 ACCURACY_PREFIXES = ("top", "i2t_", "t2i_", "chance", "micro_f1", "macro_f1")
 Results = dict[str, dict[str, dict[str, float]]]
 
 
-def register_protocol(name: str, fn: Callable[..., dict[str, float]], *,
-                      description: str | None = None) -> None:
-    """Make ``fn`` a frozen-feature protocol that ``--eval-protocol name`` runs (a plugin's,
-    e.g. the graph modality's ``logreg_cv``): ``fn(train_x, train_y, test_x, test_y, *, seed,
-    **options) -> metrics`` (fractions under ``top1`` ...). Names resolve through
-    ``anyssl.registry.EVAL_PROTOCOLS``; a built-in name is refused."""
+@dataclass(frozen=True)
+class EvalProtocol:
+    """One evaluation protocol as ``anyssl.registry.EVAL_PROTOCOLS`` holds it.
+
+    ``kind`` says what ``run`` is called with:
+
+    - ``"features"``: ``run(train_x, train_y, test_x, test_y, *, seed, **options) -> metrics``
+      on the frozen embeddings (N x D arrays, labels N); ``device`` too when ``run`` names
+      it (linear probe, kNN, SVM, a plugin's regression probe ...).
+    - ``"encoder"``: ``run(encoder, train_set, test_set, *, fraction, seed, device, collate,
+      to_device, num_workers, **options) -> metrics`` (fine-tuning).
+    - ``"method"``: ``run(method, random_method, test_set, options, *, device, collate,
+      to_device, batch_size) -> {"pretrained": {name: metrics}, "random_init": ...}`` on the
+      whole trained method (CLIP's zero-shot and retrieval).
+
+    Metrics are floats; fractions in [0, 1] under ``top1`` ... are shown as percentages.
+    """
+
+    run: Callable[..., Any]
+    kind: str = "features"
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROTOCOL_KINDS:
+            raise ValueError(f"unknown protocol kind {self.kind!r}; choose one of: "
+                             f"{', '.join(PROTOCOL_KINDS)}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.run(*args, **kwargs)
+
+
+def register_protocol(name: str, fn: Callable[..., Any], *, kind: str = "features",
+                      description: str | None = None, override: bool = False) -> None:
+    """Make ``fn`` the protocol that ``--eval-protocol name`` runs (a plugin's, e.g. the graph
+    modality's ``logreg_cv``); ``kind`` says what it gets (``EvalProtocol``; default: frozen
+    features, ``fn(train_x, train_y, test_x, test_y, *, seed, **options) -> metrics``).
+    Every protocol, built-in or added, resolves through ``anyssl.registry.EVAL_PROTOCOLS``;
+    a built-in name is refused, a name registered twice needs ``override=True``."""
     if name in PROTOCOLS:
         raise ValueError(f"protocol {name!r} is built in; register another name")
-    EVAL_PROTOCOLS.add(name, fn, description=description)
+    _add(name, fn if isinstance(fn, EvalProtocol) else EvalProtocol(fn, kind), description,
+         override)
+
+
+def _add(name: str, protocol: EvalProtocol, description: str | None,
+         override: bool = False) -> None:
+    desc = description or (protocol.run.__doc__ or "").strip().split("\n", 1)[0].strip()
+    EVAL_PROTOCOLS.add(name, protocol, description=desc, override=override)
+
+
+def get_protocol(name: str) -> EvalProtocol:
+    """The registered protocol ``name`` (``UnknownNameError`` listing the valid ones); an entry
+    added straight to ``EVAL_PROTOCOLS`` counts as a frozen-feature function."""
+    found = EVAL_PROTOCOLS.get(name)
+    return found if isinstance(found, EvalProtocol) else EvalProtocol(found)
 
 
 def protocol_names() -> tuple[str, ...]:
-    """Every protocol name: the built-in ones, then the registered ones."""
+    """Every protocol name: the built-in ones, then the registered ones (plugins loaded)."""
     return PROTOCOLS + tuple(n for n in EVAL_PROTOCOLS.names() if n not in PROTOCOLS)
 
 
 def check_protocols(protocols: str | Sequence[str]) -> tuple[str, ...]:
-    """The protocol names as a tuple; ``ValueError`` naming the valid ones on a bad name."""
+    """The protocol names as a tuple; ``ValueError`` naming the valid ones on a bad name (a
+    run checks its protocols this way before it trains)."""
     names = (protocols,) if isinstance(protocols, str) else tuple(protocols)
-    bad = [p for p in names if p not in protocol_names()]
+    valid = protocol_names()
+    bad = [p for p in names if p not in valid]
     if bad or not names:
         what = f"unknown evaluation protocol(s) {', '.join(map(repr, bad))}" if bad else (
             "no evaluation protocol given")
-        raise ValueError(f"{what}; valid: {', '.join(protocol_names())}")
+        raise ValueError(f"{what}; valid: {', '.join(valid)} (anyssl list protocols)")
     return names
 
 
 def _svm(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
-         opts: dict[str, Any]) -> dict[str, float]:
-    """``svm_split`` on the given split, or ``svm_cv`` over train + test when ``folds`` is set."""
+         **opts: Any) -> dict[str, float]:
+    """SVM on frozen features: ``svm_split`` on the given split, or ``svm_cv`` over train +
+    test when ``folds`` is set (TS2Vec's UCR and InfoGraph/GraphCL's protocols)."""
     if "folds" not in opts:
         return svm_split(xtr, ytr, xte, yte, **opts)
     res = svm_cv(np.concatenate([xtr, xte]), np.concatenate([ytr, yte]), **opts)
     return {"top1": res["mean"], "std": res["std"]}
+
+
+for _name, _protocol, _desc in (  # the built-in ones resolve through the registry too
+    ("linear", EvalProtocol(linear_probe), "logistic regression on frozen, standardized features"),
+    ("knn", EvalProtocol(knn_classify), "weighted kNN (cosine) on frozen features"),
+    ("finetune", EvalProtocol(finetune, "encoder"),
+     "fine-tune encoder + linear head on a labelled fraction (1%, 10%)"),
+    ("svm", EvalProtocol(_svm), "SVM on frozen features (TS2Vec; with folds: GraphCL's CV)"),
+):
+    _add(_name, _protocol, _desc)
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _evaluate_one(
@@ -76,25 +145,21 @@ def _evaluate_one(
     num_workers: int,
 ) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    if any(p != "finetune" for p in protocols):  # frozen-feature protocols share one embedding
+    found = {p: get_protocol(p) for p in protocols}
+    if any(f.kind == "features" for f in found.values()):  # they share one embedding
         kw: dict[str, Any] = dict(batch_size=batch_size, device=device, collate=collate,
                                   to_device=to_device, num_workers=num_workers)
         xtr, ytr = embed(encoder, train_set, **kw)
         xte, yte = embed(encoder, test_set, **kw)
-    for p in protocols:
+    for p, protocol in found.items():
         opts = dict(options.get(p, {}))  # per-protocol keywords override the shared ones
-        if p == "linear":
-            out[p] = linear_probe(xtr, ytr, xte, yte, **{"device": device, "seed": seed, **opts})
-        elif p == "knn":
-            out[p] = knn_classify(xtr, ytr, xte, yte, **{"device": device, "seed": seed, **opts})
-        elif p == "svm":
-            out[p] = _svm(xtr, ytr, xte, yte, {"seed": seed, **opts})
-        elif p in EVAL_PROTOCOLS:
-            out[p] = EVAL_PROTOCOLS.get(p)(xtr, ytr, xte, yte, **{"seed": seed, **opts})
-        else:
-            out[p] = finetune(encoder, train_set, test_set, **{
+        if protocol.kind == "encoder":
+            out[p] = protocol(encoder, train_set, test_set, **{
                 "fraction": fraction, "seed": seed, "device": device, "collate": collate,
                 "to_device": to_device, "num_workers": num_workers, **opts})
+        else:
+            shared = {"device": device} if _takes(protocol.run, "device") else {}
+            out[p] = protocol(xtr, ytr, xte, yte, **{**shared, "seed": seed, **opts})
     return out
 
 
@@ -127,7 +192,7 @@ def evaluate(
     each encoder's device; the linear probe and kNN use CUDA when available.
     """
     names = check_protocols(protocols)
-    pair = [p for p in names if p in PAIR_PROTOCOLS]
+    pair = [p for p in names if get_protocol(p).kind == "method"]
     if pair:
         raise ValueError(f"{pair[0]} needs the whole two-tower method, not an encoder: use "
                          "anyssl.eval.pair_protocols.run_pair_protocols or anyssl eval "
@@ -203,6 +268,6 @@ def print_report(results: Results, file: TextIO | None = None) -> None:
         console.file.write(report_text(results) + "\n")
 
 
-__all__ = ["FEATURE_PROTOCOLS", "PAIR_PROTOCOLS", "PROTOCOLS",
-           "check_protocols", "evaluate", "format_report", "print_report", "protocol_names",
-           "register_protocol", "report_rows", "report_text"]
+__all__ = ["FEATURE_PROTOCOLS", "PAIR_PROTOCOLS", "PROTOCOLS", "PROTOCOL_KINDS", "EvalProtocol",
+           "check_protocols", "evaluate", "format_report", "get_protocol", "print_report",
+           "protocol_names", "register_protocol", "report_rows", "report_text"]

@@ -9,6 +9,9 @@ executed. ``Trainer`` writes these keys:
     anyssl_version  the anyssl that wrote it (``save_checkpoint`` adds it)
     config     the resolved ``TrainConfig`` as a dict
     modality   modality name;  method_name: method name
+    modality_source  the module that registered the modality and the package (and version)
+               that ships it (``save_checkpoint`` adds it; ``anyssl.plugin_source``), so that
+               a machine without the plugin is told what to install
     method     the method's state_dict (encoder, heads, queue buffer, momentum target)
     optimizer  / scheduler: their state_dicts
     step       optimizer steps done (= index of the next step);  epoch: epoch of the next step
@@ -66,12 +69,19 @@ class CheckpointFormatError(CheckpointError):
 
 # ---- writing -------------------------------------------------------------------------------------
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` (plus ``anyssl_version`` unless given) to ``path`` atomically: a temp file
+    """Write ``state`` (plus ``anyssl_version``, and ``modality_source`` when it names a
+    registered ``modality``, unless given) to ``path`` atomically: a temp file
     in the same folder, flushed and fsynced, then ``os.replace``d over ``path``. A crash leaves
     the old file whole; a success also removes temp files that killed writes left behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {**state, "anyssl_version": state.get("anyssl_version", _anyssl_version())}
+    if isinstance(state.get("modality"), str) and "modality_source" not in state:
+        from anyssl.plugin_source import modality_source  # it reads the registry
+
+        source = modality_source(state["modality"])
+        if source is not None:
+            state["modality_source"] = source
     fd, tmp = _open_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -152,13 +162,15 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only load failed" in str(err).lower():
-            raise UnsafeCheckpointError(
-                f"checkpoint {path} holds pickled Python objects that anyssl will not execute"
-                f"{_refused_what(err)}; it was not written by anyssl (or was tampered with): use "
-                "a checkpoint from anyssl train, and never load this one with weights_only=False"
-            ) from None
-        raise _unreadable(path, err) from None
+        # Known by its type, not its wording: with weights_only=True every refusal of torch's
+        # weights-only unpickler (a global outside its allow-list, an opcode it does not run)
+        # surfaces as pickle.UnpicklingError (torch 2.11-2.14 serialization.load); a corrupt
+        # archive or a cut-short pickle raises other types (RuntimeError, EOFError, IndexError).
+        raise UnsafeCheckpointError(
+            f"checkpoint {path} holds pickled Python objects that anyssl will not execute"
+            f"{_refused_what(err)}; it was not written by anyssl (or was tampered with): use "
+            "a checkpoint from anyssl train, and never load this one with weights_only=False"
+        ) from None
     except Exception as err:
         raise _unreadable(path, err) from None
     if not isinstance(state, dict):

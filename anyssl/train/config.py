@@ -70,11 +70,14 @@ class TrainConfig:
     data_args: dict[str, Any] = field(default_factory=dict)  # dataset kwargs (normalize, ...)
     encoder: str | None = None  # encoder name; None: the modality's default encoder
     encoder_args: dict[str, Any] = field(default_factory=dict)  # encoder kwargs (width, ...)
+    init: str | None = None  # weights the encoder starts from (an export, torchvision, timm)
     epochs: int | None = None  # passes over the data; None: the dataset's suggestion, else 100
     max_steps: int | None = None  # optimizer steps; when set it overrides epochs
     batch_size: int | None = None  # per step and process (a step sees processes x batch_size);
     # None: the method's, fit to the data
-    lr: float | None = None  # as used; None: the method's base lr scaled by its lr_scaling rule
+    lr: float | None = None  # as used; None: the base lr scaled by the lr_scaling rule
+    base_lr: float | None = None  # the lr at batch 256 (linear) that lr_scaling scales (recipes
+    # give the paper's); None: the method's. An explicit lr wins
     lr_scaling: str | None = None  # "linear" | "sqrt" | "none" in the global batch; None: method's
     optimizer: str | None = None  # "sgd" | "lars" | "adamw" | "adam"; None: the method's
     weight_decay: float | None = None  # L2 / decoupled decay; None: the method's
@@ -86,6 +89,8 @@ class TrainConfig:
     final_lr_ratio: float | None = None  # cosine ends at this x peak lr; None: the method's (0)
     aug: str | None = None  # one augmentation spec for every view; None: the modality's recipe
     views: int | str | list[str] | None = None  # view count, or one spec per view (list or ";")
+    views_used: dict[str, Any] | None = None  # written by a run: the resolved views (one spec
+    # per view, n_global); kept on --resume (anyssl.train.views_record)
     method_args: dict[str, Any] = field(default_factory=dict)  # method constructor kwargs
     out: str | None = None  # run folder; None: runs/<modality>-<method>
     resume: bool = False  # continue the run in `out` from its last.pt
@@ -101,7 +106,8 @@ class TrainConfig:
     monitor_every: int | None = None  # kNN on the labelled split every N epochs (metrics, progress)
     checkpoint_every: int | None = None  # also checkpoint every N steps (into last.pt)
     log_every: int = 10  # steps between metrics.jsonl lines
-    tensorboard: bool = False  # also write TensorBoard scalars to the run folder
+    tensorboard: bool = False  # also write TensorBoard scalars (same as logger: tensorboard)
+    logger: str = "none"  # also log to: none | tensorboard | wandb | mlflow (comma-separated ok)
     eval: bool = True  # run the evaluation protocols after training
     eval_protocols: list[str] | None = None  # which ones; None: the modality's
 
@@ -113,6 +119,8 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"config key {key!r} must be at least 1, got {value}")
+        if self.base_lr is not None and not self.base_lr > 0:
+            raise ConfigError(f"base_lr must be > 0 (None: the method's), got {self.base_lr}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
         _choice("precision", self.precision, PRECISIONS)
@@ -285,10 +293,11 @@ def resolve_defaults(config: TrainConfig, method_defaults: dict[str, Any] | None
     batch = config.batch_size or DEFAULT_BATCH_SIZE
     rule = config.lr_scaling or defaults.get("lr_scaling") or default_lr_scaling(
         config.optimizer or defaults["optimizer"])
-    lr = config.lr if config.lr is not None else scale_lr(base_lr, batch, rule)
+    given = base_lr if config.base_lr is None else float(config.base_lr)
+    lr = config.lr if config.lr is not None else scale_lr(given, batch, rule)
     wd = config.weight_decay if config.weight_decay is not None else defaults["weight_decay"]
     out: dict[str, Any] = {
-        "optimizer": opt, "lr": float(lr), "base_lr": base_lr, "lr_scaling": rule,
+        "optimizer": opt, "lr": float(lr), "base_lr": given, "lr_scaling": rule,
         "weight_decay": float(wd), "momentum": config.momentum, "schedule": sched,
         "milestones": [float(m) for m in defaults["milestones"]],
         **recipe_extras(config, defaults, base_lr),

@@ -39,6 +39,7 @@ from anyssl.train.data import (
     resolve_workers,
     steps_per_epoch,
 )
+from anyssl.train.loggers import build_loggers, check_loggers, logger_names
 from anyssl.train.metrics import MetricsLogger, to_float
 from anyssl.train.nonfinite import (
     NonFiniteGradientError,
@@ -48,6 +49,7 @@ from anyssl.train.nonfinite import (
 )
 from anyssl.train.optim import build_optimizer
 from anyssl.train.precision import autocast, grad_scaler, resolve_precision
+from anyssl.train.progress import ProgressLines
 from anyssl.train.run_folder import (
     RunExistsError,
     check_run_folder,
@@ -100,7 +102,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.collate, self.to_device, self.conv_encoder = collate, to_device, conv_encoder
         self.modality_name = modality_name or config.modality
-        self.callbacks = list(callbacks)
+        self.callbacks = [*callbacks, ProgressLines()]  # plain lines off a terminal
         self.env = ddp.launch_env()
         self.world_size, self.rank = self.env.world_size, self.env.rank
         self.is_main = self.rank == 0
@@ -207,6 +209,7 @@ class Trainer:
                            self.checkpoint_path, self.run_dir, self.skipped_steps)
 
     def _fit(self) -> None:
+        check_loggers(logger_names(self.config))  # a missing wandb fails before any write
         self._check_run_dir()
         self._setup()
         self._preflight()
@@ -231,10 +234,13 @@ class Trainer:
             print(f"note: {note}")
         loader = make_loader(cast(Dataset[Any], self.train_set), int(cfg.batch_size or 0), sampler,
                              self.collate, workers, self.device.type == "cuda", self.seed)
-        metrics: Any = MetricsLogger(self.run_dir, cfg.tensorboard) if self.is_main \
+        metrics: Any = MetricsLogger(self.run_dir, loggers=build_loggers(
+            logger_names(cfg), self.run_dir)) if self.is_main \
             else ddp.SilentMetrics()
         with metrics as m:
             self.metrics = m
+            if self.is_main:
+                m.log_config(self.resolved_config().to_dict())
             if cfg.resume:
                 m.truncate(self.step)
             self._fire("on_fit_start")

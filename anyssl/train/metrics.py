@@ -1,5 +1,6 @@
-"""Training metrics: JSON lines in ``metrics.jsonl``, optional TensorBoard scalars, and a progress
-bar on a terminal (nothing at all on stdout when it is not a TTY).
+"""Training metrics: JSON lines in ``metrics.jsonl``, the run's loggers (TensorBoard, wandb,
+mlflow: ``anyssl.train.loggers``), and a progress
+bar on a terminal (off a TTY the trainer prints plain lines instead: ``anyssl.train.progress``).
 
 Values may be tensors; they are turned into floats (``.item()``, one device sync) only here, at
 log time, never every step.
@@ -11,11 +12,13 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from anyssl.train.loggers import TensorBoardLogger, TrainLogger
 
 __all__ = ["MetricsLogger", "to_float"]
 
@@ -39,15 +42,19 @@ class MetricsLogger:
     Each line has ``step`` (0-based index of the optimizer step logged), ``epoch``, ``loss``,
     ``lr``, ``samples_per_s`` and the method's logs; a monitor line (``log_monitor``) has
     ``step``, ``epoch`` and its values (``knn_top1`` ...) instead. ``progress=None`` shows a rich
-    progress bar only when stdout is a TTY.
+    progress bar only when stdout is a TTY. Every record also goes to each of ``loggers``
+    (``train/<key>`` and ``monitor/<key>`` scalars); ``tensorboard=True`` adds a
+    ``TensorBoardLogger`` (the older spelling of ``loggers=[TensorBoardLogger(run_dir)]``).
     """
 
     def __init__(self, run_dir: str | Path, tensorboard: bool = False,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, loggers: Sequence[TrainLogger] = ()) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / METRICS_FILE
-        self._writer = _summary_writer(self.run_dir) if tensorboard else None
+        self._loggers: list[TrainLogger] = list(loggers)
+        if tensorboard and not any(isinstance(lg, TensorBoardLogger) for lg in self._loggers):
+            self._loggers.append(TensorBoardLogger(self.run_dir))
         self._file = self.path.open("a", encoding="utf-8")
         self._show = sys.stdout.isatty() if progress is None else progress
         self._bar: Any = None
@@ -63,10 +70,9 @@ class MetricsLogger:
         line = {k: _json_float(v) if isinstance(v, float) else v for k, v in record.items()}
         self._file.write(json.dumps(line) + "\n")
         self._file.flush()
-        if self._writer is not None:
-            for key, value in record.items():
-                if key not in ("step", "epoch"):
-                    self._writer.add_scalar(f"train/{key}", value, step)
+        scalars = {f"train/{k}": v for k, v in record.items() if k not in ("step", "epoch")}
+        for logger in self._loggers:
+            logger.log_metrics(step, scalars)
         if self._task is not None:
             self._bar.update(self._task, loss=record["loss"], lr=record["lr"],
                              sps=record["samples_per_s"])
@@ -79,11 +85,15 @@ class MetricsLogger:
         self._file.write(json.dumps({k: _json_float(v) if isinstance(v, float) else v
                                      for k, v in record.items()}) + "\n")
         self._file.flush()
-        if self._writer is not None:
-            for key, value in values.items():
-                self._writer.add_scalar(f"monitor/{key}", float(value), step)
+        for logger in self._loggers:
+            logger.log_metrics(step, {f"monitor/{k}": float(v) for k, v in values.items()})
         if self._task is not None and "knn_top1" in values:
             self._bar.update(self._task, knn=f"knn {100 * float(values['knn_top1']):.1f}%")
+
+    def log_config(self, config: Mapping[str, Any]) -> None:
+        """Give the run's resolved config (``TrainConfig.to_dict()``) to every logger."""
+        for logger in self._loggers:
+            logger.log_config(dict(config))
 
     def truncate(self, step: int) -> None:
         """Drop records with ``step >= step`` (a resumed run rewrites what came after its
@@ -130,9 +140,9 @@ class MetricsLogger:
         if self._bar is not None:
             self._bar.stop()
             self._bar = self._task = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        loggers, self._loggers = self._loggers, []
+        for logger in loggers:
+            logger.close()
         self._file.close()
 
     def __enter__(self) -> MetricsLogger:
@@ -140,17 +150,6 @@ class MetricsLogger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _summary_writer(run_dir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as err:
-        raise ImportError(
-            f"--tensorboard needs the tensorboard package ({err}); pip install tensorboard "
-            "(or 'anyssl[all]'), or drop --tensorboard"
-        ) from None
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
 def _step_of(line: str) -> int | None:

@@ -18,7 +18,9 @@ from anyssl.modalities.image import (  # noqa: F401  (importing registers the pa
     encoders,
     encoders_timm,
     encoders_vit,
+    export,
     geometry,
+    report,
 )
 from anyssl.modalities.image.recipes import image_recipe, image_scale
 from anyssl.modality import Modality, register_modality

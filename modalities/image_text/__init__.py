@@ -9,7 +9,12 @@ whose default evaluation is zero-shot classification, retrieval and the linear p
 
 import anyssl.modalities.image
 import anyssl.modalities.text  # noqa: F401  (the text tower, tokenizer, caption views)
-from anyssl.modalities.image_text import datasets, encoders, openmoji  # noqa: F401  (registers)
+from anyssl.modalities.image_text import (  # noqa: F401  (registers)
+    datasets,
+    encoders,
+    openmoji,
+    report,
+)
 from anyssl.modalities.image_text.recipes import image_text_recipe
 from anyssl.modality import Modality, register_modality
 

@@ -18,6 +18,7 @@ from anyssl.modalities.timeseries import (  # noqa: F401  (importing registers t
     datasets,
     encoders,
     encoders_transformer,
+    report,
     ts2vec,
     tsaug_augment,
 )
