@@ -111,7 +111,9 @@ def main() -> None:
     p.add_argument("--planetoid", type=Path, required=True, help="folder holding Cora/raw")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--anyssl", action="store_true", help="also train anyssl's grace")
+    p.add_argument("--no-official", action="store_true", help="anyssl's side alone")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=RESULTS / "grace_side_by_side-cpu.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from torch_geometric.datasets import Planetoid
@@ -123,7 +125,8 @@ def main() -> None:
     y = data.y.numpy()
     rows = []
     for seed in args.seeds:
-        sides = {"official": lambda s=seed: official_embeddings(args.official, data, s)}
+        sides = {} if args.no_official else {
+            "official": lambda s=seed: official_embeddings(args.official, data, s)}
         if args.anyssl:
             sides["anyssl"] = lambda s=seed: anyssl_embeddings(work, s, work)
         for side, fn in sides.items():
@@ -134,9 +137,8 @@ def main() -> None:
                    "split_10_10_80": split_eval(z, y, seed), "grace_eval_10_90": grace_eval(z, y)}
             print(json.dumps(row), flush=True)
             rows.append(row)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "grace_side_by_side-cpu.json"
-    out.write_text(json.dumps({"config": CORA, "rows": rows}, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"config": CORA, "rows": rows}, indent=1))
     for side in sorted({r["side"] for r in rows}):
         a = [r["split_10_10_80"] for r in rows if r["side"] == side]
         b = [r["grace_eval_10_90"]["mean"] for r in rows if r["side"] == side]
