@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from anyssl.cli.errors import cli_errors
+from anyssl.cli.listing import PluginOption, import_plugins
 
 
 class ExportFormat(str, Enum):
@@ -37,12 +38,14 @@ def export_command(
         typer.Option(help="Two-tower runs (CLIP): the tower to export, image or text "
                           "(default: the primary one, image)."),
     ] = None,
+    plugin: PluginOption = None,
 ) -> None:
     """Export the encoder of a run (no heads, no method) for use outside anyssl.
 
     FILE.json beside it: encoder, input shape and normalization, how to load, the evaluation."""
     from anyssl.export import export_encoder
 
+    import_plugins(plugin)
     done = export_encoder(checkpoint, out, format.value if format else None, tower=tower)
     weights = done.info.get("weights") or {}
     model = f" ({weights['layout']} layout: {weights['model']})" if weights else ""

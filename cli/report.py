@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from anyssl.cli.errors import cli_errors
+from anyssl.cli.listing import PluginOption, import_plugins
 
 
 @cli_errors
@@ -30,6 +31,7 @@ def report_command(
         "--tsne/--no-tsne", help="Add a t-SNE map next to PCA (up to 3000 points).")] = True,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the sampled points and shown queries.")] = 0,
+    plugin: PluginOption = None,
 ) -> None:
     """Write an HTML report: training curves (loss, lr, kNN), the evaluation next to random
     init, a PCA / t-SNE map of the held-out embeddings by label and the modality's panels
@@ -37,6 +39,7 @@ def report_command(
     runs: curves overlaid and one table. Needs matplotlib (the report extra)."""
     from anyssl.report.build import build_report
 
+    import_plugins(plugin)
     if out.exists():  # checked first: no embedding is wasted
         raise FileExistsError(f"{out} already exists; choose another --out (nothing is "
                               "overwritten)")

@@ -160,8 +160,9 @@ def test_a_crash_in_plugin_code_shows_its_traceback_an_input_check_one_line(
     assert result.exit_code == 1 and isinstance(result.exception, ValueError)
 
 
-@pytest.mark.parametrize("command", [["eval", "knn"], ["embed", "--out", "x.npy"]])
-def test_eval_and_embed_take_plugin_modules(command: list[str], tmp_path: Path,
+@pytest.mark.parametrize("command", [["eval", "knn"], ["embed", "--out", "x.npy"],
+                                     ["export", "--out", "x.pt"], ["report"]])
+def test_eval_embed_export_report_take_plugin_modules(command: list[str], tmp_path: Path,
                                             isolated: None) -> None:
     result = CliRunner().invoke(app, [*command, str(tmp_path / "none.pt"),
                                       "--plugin", "cli_plugin_no_such_module"])
