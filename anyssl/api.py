@@ -102,7 +102,8 @@ def _random_encoder(parts: Parts, cfg: TrainConfig) -> nn.Module:
 
 
 class _PrintNotes:
-    """Prints the build notes once the run has really started (after the run-folder checks)."""
+    """Prints the build notes once the run has really started (after the run-folder checks),
+    and the data's notes after each epoch."""
 
     def __init__(self, notes: list[str]) -> None:
         self.notes = notes
@@ -112,6 +113,16 @@ class _PrintNotes:
             return
         for note in self.notes:
             print(f"note: {note}")
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        """What the data learned while it was read (samples of shards skipped as unreadable,
+        counted across loader workers): ``epoch_notes()`` of a dataset that has it."""
+        epoch_notes = getattr(trainer.train_set, "epoch_notes", None)
+        if trainer.is_main and callable(epoch_notes):
+            for note in epoch_notes():
+                print(f"note: {note}")
+
+    on_fit_end = on_epoch_end  # a run stopped mid-epoch (--max-steps) reports too
 
 
 def train(

@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from anyssl.registry import DATASETS, ENCODERS, METHODS, MODALITIES
+from anyssl.shards.spec import is_shard_spec
 
 
 class SSLDataset(Protocol):
@@ -165,7 +166,10 @@ class Modality:
         family, sep, name = spec.partition(":")
         if sep and name and family in DATASETS.names(self.name):
             return (family, self.name), {"name": name}
-        if spec not in DATASETS.names(self.name) and "path" in DATASETS.names(self.name) and (
+        names = DATASETS.names(self.name)
+        if "shards" in names and is_shard_spec(spec):  # WebDataset tars (anyssl.shards); a
+            return ("shards", self.name), {"root": spec}  # folder named "shards" too
+        if spec not in names and "path" in DATASETS.names(self.name) and (
                 _looks_like_path(spec)):
             return ("path", self.name), {"root": spec}
         DATASETS.get(spec, self.name)  # an unknown name raises, listing the valid ones
@@ -183,8 +187,10 @@ class Modality:
     def dataset(self, spec: str | None, split: str, seed: int = 0, *, device: str | None = None,
                 **kwargs: Any) -> SSLDataset:
         """Resolve ``--data``: a registered dataset name; ``family:name`` (``ucr:ArrowHead``),
-        which calls the registered ``family`` dataset with ``name=...``; or a path the
-        modality's ``path`` dataset understands. ``None`` is the default dataset. ``kwargs``
+        which calls the registered ``family`` dataset with ``name=...``; WebDataset shards
+        (``dir/train-{000000..000127}.tar``, a folder of ``.tar``, one ``.tar``: the modality's
+        ``shards`` dataset, when it has one); or a path the modality's ``path`` dataset
+        understands. ``None`` is the default dataset. ``kwargs``
         (``--data-arg``) go to the dataset factory; ``device`` (the run's ``--device``) too when
         the factory takes one (image folders choose their stored size by it)."""
         key, given = self._factory(spec)

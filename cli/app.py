@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("anyssl.cli.export:export_command",
                "Export a run's encoder: state_dict, safetensors, TorchScript or ONNX, with a "
                "JSON."),
+    "shards": ("anyssl.cli.shards:shards_command",
+               "Write a dataset as WebDataset shards (tar) with a manifest; re-running resumes."),
     "list": ("anyssl.cli.listing:list_command",
              "List registered modalities, methods, encoders, augmentations, datasets, objectives."),
     "report": ("anyssl.cli.report:report_command",

@@ -79,15 +79,22 @@ class EpochSampler(Sampler[int]):
     the epoch order (``k*W*B`` to resume at step ``k``). Like ``DistributedSampler`` the order is
     the same on every rank and reshuffled per epoch from ``(seed, epoch)``; unlike it, shards are
     contiguous blocks per step, not a stride over the epoch, and nothing is padded.
+
+    ``order_fn`` (epoch -> permutation of ``range(size)``) replaces the seeded permutation, e.g.
+    a dataset's shard-local ``epoch_order`` (``anyssl.shards``); it must be a pure function of
+    the epoch, as everything above relies on every rank and a resumed run computing the same
+    order.
     """
 
     def __init__(self, size: int, seed: int = 0, shuffle: bool = True, *, rank: int = 0,
-                 world_size: int = 1, batch_size: int = 1) -> None:
+                 world_size: int = 1, batch_size: int = 1,
+                 order_fn: Callable[[int], torch.Tensor] | None = None) -> None:
         if not 0 <= rank < world_size or batch_size < 1:
             raise ValueError(f"need 0 <= rank < world_size and batch_size >= 1, got rank={rank}, "
                              f"world_size={world_size}, batch_size={batch_size}")
         self.size, self.seed, self.shuffle = size, seed, shuffle
         self.rank, self.world_size, self.batch_size = rank, world_size, batch_size
+        self.order_fn = order_fn
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -98,10 +105,28 @@ class EpochSampler(Sampler[int]):
 
     def order(self, epoch: int) -> torch.Tensor:
         """The full index order of ``epoch`` (``size`` long tensor), the same on every rank."""
+        if self.order_fn is not None:
+            return self._checked(self.order_fn(epoch), epoch)
         if not self.shuffle:
             return torch.arange(self.size)
         g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, ORDER))
         return torch.randperm(self.size, generator=g)
+
+    def _checked(self, order: torch.Tensor, epoch: int) -> torch.Tensor:
+        """``order`` as int64 when it is a permutation of ``range(size)``; ``ValueError`` else."""
+        ok = (isinstance(order, torch.Tensor) and order.dim() == 1 and len(order) == self.size
+              and not order.is_floating_point() and not order.is_complex())
+        if ok and self.size:
+            order = order.long()
+            ok = (int(order.min()) >= 0 and int(order.max()) < self.size
+                  and bool((torch.bincount(order, minlength=self.size) == 1).all()))
+        if not ok:
+            what = (f"{tuple(order.shape)} {order.dtype} tensor" if isinstance(order, torch.Tensor)
+                    else type(order).__name__)
+            raise ValueError(f"the dataset's epoch_order (the sampler's order_fn) must return a "
+                             f"permutation of range({self.size}) for epoch {epoch}; got a {what} "
+                             "that is not one")
+        return order.long()
 
     def __iter__(self) -> Iterator[int]:
         rest = self.order(self.epoch)[self.start:]

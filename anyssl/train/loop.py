@@ -226,8 +226,11 @@ class Trainer:
         if self.is_main:
             write_config(self.run_dir, self.resolved_config())
         cfg = self.config
-        sampler = EpochSampler(len(cast(Any, self.train_set)), cfg.seed, rank=self.rank,
-                               world_size=self.world_size, batch_size=int(cfg.batch_size or 0))
+        ds: Any = self.train_set  # a dataset over shards orders its epochs itself
+        order_fn = ((lambda e: ds.epoch_order(cfg.seed, e))
+                    if callable(getattr(ds, "epoch_order", None)) else None)
+        sampler = EpochSampler(len(ds), cfg.seed, rank=self.rank, world_size=self.world_size,
+                               batch_size=int(cfg.batch_size or 0), order_fn=order_fn)
         workers, note = resolve_workers(cfg.num_workers, self.train_set,
                                         ddp.processes_here(self.env))
         if self.is_main:

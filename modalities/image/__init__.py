@@ -4,7 +4,8 @@ Importing this package registers, with ``scope="image"``: the augmentations ``cr
 ``jitter``, ``grayscale``, ``blur``, ``solarize``; the encoders ``smallcnn``, ``resnet18``,
 ``resnet34``, ``resnet50``, ``vit_tiny``, ``vit_small`` and ``timm`` (any timm model, with the
 ``timm`` extra); the datasets ``digits`` (default, offline), ``path``,
-``fashion-mnist``, ``cifar10``, ``cifar100``, ``stl10``; and the ``image`` Modality.
+``shards`` (WebDataset tars), ``fashion-mnist``, ``cifar10``, ``cifar100``, ``stl10``; and the
+``image`` Modality.
 torchvision is imported only when a ResNet, a ViT or a torchvision dataset is built; timm only
 when a timm encoder is.
 """
@@ -14,6 +15,7 @@ from anyssl.modalities.image import (  # noqa: F401  (importing registers the pa
     color,
     datasets,
     datasets_files,
+    datasets_shards,
     datasets_torchvision,
     encoders,
     encoders_timm,

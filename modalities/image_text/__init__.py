@@ -1,10 +1,11 @@
 """Image-text modality: paired images and captions for CLIP (Radford et al. 2021).
 
 Importing this package registers, with ``scope="image-text"``: the datasets ``openmoji``
-(default, embedded) and ``path`` (CSV/TSV/JSONL manifests, a folder of images with ``.txt``
-captions, an ``.npz``); the encoder ``dual`` (an image tower from the image modality and a text
-tower from the text modality); and the ``image-text`` Modality, whose method is ``clip`` and
-whose default evaluation is zero-shot classification, retrieval and the linear probe.
+(default, embedded), ``path`` (CSV/TSV/JSONL manifests, a folder of images with ``.txt``
+captions, an ``.npz``) and ``shards`` (WebDataset tars); the encoder ``dual`` (an image tower
+from the image modality and a text tower from the text modality); and the ``image-text``
+Modality, whose method is ``clip`` and whose default evaluation is zero-shot classification,
+retrieval and the linear probe.
 """
 
 import anyssl.modalities.image
@@ -14,6 +15,7 @@ from anyssl.modalities.image_text import (  # noqa: F401  (registers)
     encoders,
     openmoji,
     report,
+    shards,
 )
 from anyssl.modalities.image_text.recipes import image_text_recipe
 from anyssl.modality import Modality, register_modality

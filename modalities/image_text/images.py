@@ -1,6 +1,7 @@
-"""Image decoding for image-text data: every image is decoded once, when the dataset is built,
-into one uint8 ``N x 3 x S x S`` tensor, so a bad file is reported up front and a training step
-only indexes memory.
+"""Image decoding for image-text data. Up to ``-d cache_limit_gib`` of decoded images (see
+``lazy``), every image is decoded once, when the dataset is built, into one uint8
+``N x 3 x S x S`` tensor, so a bad file is reported up front and a training step only indexes
+memory; above it ``lazy.FilePairDataset`` decodes each with ``load_image`` on access.
 
 Handling (the same for files and arrays): grayscale and palette images become RGB (three equal
 channels); transparency (RGBA, LA, palette with a transparent colour) is composited on white,
@@ -29,7 +30,8 @@ from anyssl.modalities.image.datasets import DataPathError
 from anyssl.modalities.image.datasets_files import load_image as _decode_file
 from anyssl.modalities.image.datasets_scan import MIN_SIZE, probe_image
 
-__all__ = ["ImageReadError", "decode_files", "fit_images", "images_from_array", "load_image"]
+__all__ = ["ImageReadError", "decode_files", "fit_images", "images_from_array", "load_image",
+           "probe_file"]
 
 
 class ImageReadError(DataPathError):
@@ -106,7 +108,7 @@ def _try_load(size: int) -> Callable[[tuple[Path, str]], Tensor | ImageReadError
     return load
 
 
-def _probe(file: Path, where: str, min_size: int) -> ImageReadError | None:
+def probe_file(file: Path, where: str, min_size: int) -> ImageReadError | None:
     """The header check of one file (see the module docstring); None when it passes."""
     prefix = f"{where}: " if where else ""
     if not file.is_file():
@@ -132,7 +134,7 @@ def decode_files(files: Sequence[Path], size: int, wheres: Sequence[str] | None 
     if len(places) != len(files):
         raise ValueError(f"{len(files)} files but {len(places)} row places")
     results: list[Tensor | ImageReadError | None] = [
-        _probe(f, w, min_size) for f, w in zip(files, places, strict=True)]
+        probe_file(f, w, min_size) for f, w in zip(files, places, strict=True)]
     todo = [i for i, r in enumerate(results) if r is None]
     n_workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
