@@ -132,10 +132,12 @@ class ShardSet:
         return f"shard {name}, key {samples[j].key}" if j < len(samples) \
             else f"shard {name}, sample {j}"
 
-    def read(self, index: int) -> tuple[str, dict[str, bytes]]:
-        """``(key, {extension: member bytes})`` of sample ``index``. ``ShardError`` naming the
-        shard file and the key (or position) when the shard does not hold the sample (it is
-        truncated, or shorter than its count says) or a member cannot be read whole."""
+    def read(self, index: int, exts: Sequence[str] | None = None
+             ) -> tuple[str, dict[str, bytes]]:
+        """``(key, {extension: member bytes})`` of sample ``index`` (only the members in
+        ``exts`` when given: the small text members without the image, say). ``ShardError``
+        naming the shard file and the key (or position) when the shard does not hold the sample
+        (it is truncated, or shorter than its count says) or a member cannot be read whole."""
         shard, j = self.locate(index)
         where = self.describe(index)
         idx = self.index(shard)
@@ -147,6 +149,8 @@ class ShardSet:
         f, out = self._file(shard), {}
         try:
             for ext, (offset, size) in ref.members.items():
+                if exts is not None and ext not in exts:
+                    continue
                 f.seek(offset)
                 out[ext] = f.read(size)
                 if len(out[ext]) != size:

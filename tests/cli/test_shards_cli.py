@@ -65,7 +65,8 @@ def test_train_reads_a_brace_spec_end_to_end(digits_shards: Path, tmp_path: Path
     assert (tmp_path / "run" / "last.pt").is_file()
 
 
-def test_image_text_shards_train_clip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lazy", [False, True])
+def test_image_text_shards_train_clip(tmp_path: Path, lazy: bool) -> None:
     pics = tmp_path / "pics"
     pics.mkdir()
     manifest = write_csv(pics / "pairs.csv", make_pictures(pics))
@@ -79,9 +80,13 @@ def test_image_text_shards_train_clip(tmp_path: Path) -> None:
     code, text = run_cli("train", "--modality", "image-text", "--method", "clip",
                          "--data", str(tmp_path / "sh"), "-e", "image_width=8", "-e",
                          "text_width=16", "--batch-size", "8", "--max-steps", "2",
-                         "--eval-protocol", "zeroshot", "--out", str(tmp_path / "run"))
+                         "--eval-protocol", "zeroshot", "--eval-protocol", "retrieval",
+                         "--num-workers", "1", "--out", str(tmp_path / "run"),
+                         *(["-d", "text_in_memory_max=4"] if lazy else []))
     assert code == 0, text
     assert re.search(r"^zeroshot\s+top1", text, re.M)
+    assert re.search(r"^retrieval\s+i2t_r1", text, re.M)
+    assert ("tokenized on access" in text) == lazy
 
 
 @pytest.mark.parametrize(("args", "needle"), [

@@ -136,3 +136,32 @@ def test_csv_manifest_without_labels_all_splits(tmp_path: Path) -> None:
     ds = shards(tmp_path / "out", "train", test=str(tmp_path / "out"))
     assert sorted(map(tuple, ds.captions)) == [(f"caption {i}", f"caption {i + 5}")
                                                for i in range(5)]
+
+
+def test_a_split_past_the_limit_reads_its_captions_on_access(written: tuple[Path, Path],
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    import anyssl.modalities.image_text.shards as it_shards
+
+    _, folder = written
+    for split in ("train", "test"):
+        held = shards(folder / "train", split, test=str(folder / "test"))
+        lazy = shards(folder / "train", split, test=str(folder / "test"), text_in_memory_max=2)
+        assert not held.lazy_text and lazy.lazy_text and lazy.captions is None
+        assert lazy.text.numel() == 0 and lazy.text.shape[1:] == held.text.shape[1:]
+        assert "tokenized on access" in lazy.notes[0]
+        assert lazy.tokenizer.to_str() == held.tokenizer.to_str()
+        assert torch.equal(lazy.targets, held.targets) and lazy.class_names == held.class_names
+        for i in range(len(held)):
+            (a, la), (b, lb) = held[i], lazy[i]
+            assert torch.equal(a["image"], b["image"]) and torch.equal(a["text"], b["text"])
+            assert la == lb
+    # a tokenizer trained on a seeded sample of the captions when the split is large
+    monkeypatch.setattr(it_shards, "TOKENIZER_SAMPLE", 4)
+    one = shards(folder / "train", "train", test=str(folder / "test"), text_in_memory_max=2)
+    two = shards(folder / "train", "train", test=str(folder / "test"), text_in_memory_max=2)
+    assert one.tokenizer.to_str() == two.tokenizer.to_str() != held.tokenizer.to_str()
+    strict = shards(folder / "train", "train", test=str(folder / "test"), text_in_memory_max=2,
+                    context_length=4, truncate=False)
+    with pytest.raises(ValueError, match="more tokens than the context holds"):
+        strict[0]
