@@ -139,11 +139,11 @@ class ShardSet:
         naming the shard file and the key (or position) when the shard does not hold the sample
         (it is truncated, or shorter than its count says) or a member cannot be read whole."""
         shard, j = self.locate(index)
-        where = self.describe(index)
         idx = self.index(shard)
         if j >= len(idx.samples):
             cut = " (truncated)" if idx.truncated else ""
-            raise ShardError(f"{where}: missing, the shard holds {len(idx.samples)} readable "
+            raise ShardError(f"{self.describe(index)}: missing, the shard holds "
+                             f"{len(idx.samples)} readable "
                              f"samples{cut} but is counted as {self.counts[shard]}")
         ref = idx.samples[j]
         f, out = self._file(shard), {}
@@ -154,10 +154,10 @@ class ShardSet:
                 f.seek(offset)
                 out[ext] = f.read(size)
                 if len(out[ext]) != size:
-                    raise ShardError(f"{where}: member .{ext} cut short ({len(out[ext])} of "
-                                     f"{size} bytes)")
-        except OSError as e:
-            raise ShardError(f"{where}: cannot be read ({e})") from e
+                    raise ShardError(f"{self.describe(index)}: member .{ext} cut short "
+                                     f"({len(out[ext])} of {size} bytes)")
+        except OSError as e:  # the location is worked out only for a message
+            raise ShardError(f"{self.describe(index)}: cannot be read ({e})") from e
         return ref.key, out
 
     def epoch_order(self, seed: int, epoch: int, window: int) -> torch.Tensor:
