@@ -226,6 +226,9 @@ def shards(root: str | Path, split: str = "train", seed: int = 0, image_size: in
     names held-out shards, else a stratified ``test_fraction`` split seeded by ``split_seed``;
     a BPE is trained on the train split's captions unless ``tokenizer`` is given."""
     s, on_error = check_split(split), check_on_error(on_error)
+    if text_in_memory_max < 0:
+        raise ValueError(f"text_in_memory_max must be >= 0 (0: always read captions on "
+                         f"access), got {text_in_memory_max}")
     parts = [open_shards(root, on_error)] + ([open_shards(test, on_error)] if test else [])
     meta = shard_meta(parts[0])
     scans = [scan_members(p, TEXT_MEMBERS, count_and_label) for p in parts]

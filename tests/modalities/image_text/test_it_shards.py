@@ -165,3 +165,9 @@ def test_a_split_past_the_limit_reads_its_captions_on_access(written: tuple[Path
                     context_length=4, truncate=False)
     with pytest.raises(ValueError, match="more tokens than the context holds"):
         strict[0]
+
+
+def test_a_negative_text_limit_is_refused(written: tuple[Path, Path]) -> None:
+    _, folder = written
+    with pytest.raises(ValueError, match="text_in_memory_max must be >= 0"):
+        shards(folder / "train", "train", test=str(folder / "test"), text_in_memory_max=-1)
